@@ -1,0 +1,18 @@
+//! An MLflow-compatible tracking server.
+//!
+//! Data flows one way: [`http`] (routes, request decoding, error mapping) calls
+//! [`service`] (MLflow's rules: validation, limits, run names), which calls [`store`]
+//! (MLflow's SQL schema through sqlx). [`domain`] holds the rules that need neither HTTP
+//! nor SQL, [`wire`] the JSON format, and [`cli`] the command line.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod service;
+pub mod store;
+pub mod wire;
+
+/// The MLflow version whose API and schema this server speaks.
+pub const MLFLOW_COMPAT_VERSION: &str = "3.17.2";

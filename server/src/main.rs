@@ -1,1 +1,75 @@
-fn main() {}
+//! The `mlflow` binary: parses the command line and runs the chosen command.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use mlflow_server::cli::{Cli, Command, ServerArgs};
+use mlflow_server::config::ServerConfig;
+use mlflow_server::http::{self, AppState};
+use mlflow_server::service::Tracking;
+use mlflow_server::store::{Store, StoreOptions};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Server(args) => run_server(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("MLFLOW_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+    let config = ServerConfig::from_args(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let addr = resolve(&config.host, config.port)?;
+    let store = Store::open(&StoreOptions {
+        uri: config.backend_store_uri.clone(),
+        default_artifact_root: config.default_artifact_root.clone(),
+        max_connections: (config.workers as u32 * 2).clamp(4, 64),
+    })
+    .await?;
+    let state = AppState {
+        tracking: Tracking::new(store.clone()),
+        config: Arc::new(config),
+    };
+    let result = http::serve(state, addr).await;
+    store.close().await;
+    result
+}
+
+fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve --host {host}"))?
+        .next()
+        .with_context(|| format!("--host {host} resolves to no address"))
+}

@@ -1,0 +1,72 @@
+//! The server's configuration, parsed once from the command line and checked.
+
+use crate::cli::ServerArgs;
+
+/// Validated settings of `mlflow server`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub backend_store_uri: String,
+    pub registry_store_uri: String,
+    pub default_artifact_root: String,
+    pub serve_artifacts: bool,
+    pub artifacts_destination: String,
+    pub artifacts_only: bool,
+    pub workers: usize,
+    pub static_prefix: Option<String>,
+}
+
+/// A setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ServerConfig {
+    pub fn from_args(args: ServerArgs) -> Result<Self, ConfigError> {
+        let serve_artifacts = args.serve_artifacts && !args.no_serve_artifacts;
+        if args.artifacts_only && !serve_artifacts {
+            return Err(ConfigError(
+                "--artifacts-only cannot be combined with --no-serve-artifacts".into(),
+            ));
+        }
+        let static_prefix = match args.static_prefix.filter(|p| !p.is_empty()) {
+            Some(p) if !p.starts_with('/') || p.ends_with('/') || p.contains(['{', '}']) => {
+                return Err(ConfigError(format!(
+                    "--static-prefix must start with '/', must not end with '/' and must not \
+                     contain braces; got '{p}'"
+                )))
+            }
+            other => other,
+        };
+        let default_artifact_root = match args.default_artifact_root.filter(|r| !r.is_empty()) {
+            Some(root) => root,
+            None if serve_artifacts => "mlflow-artifacts:/".to_string(),
+            None => absolute("./mlruns"),
+        };
+        let workers = args
+            .workers
+            .filter(|w| *w > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        Ok(ServerConfig {
+            host: args.host,
+            port: args.port,
+            registry_store_uri: args
+                .registry_store_uri
+                .unwrap_or_else(|| args.backend_store_uri.clone()),
+            backend_store_uri: args.backend_store_uri,
+            default_artifact_root,
+            serve_artifacts,
+            artifacts_destination: args.artifacts_destination,
+            artifacts_only: args.artifacts_only,
+            workers,
+            static_prefix,
+        })
+    }
+}
+
+fn absolute(path: &str) -> String {
+    std::env::current_dir()
+        .map(|d| d.join(path.trim_start_matches("./")).display().to_string())
+        .unwrap_or_else(|_| path.to_string())
+}

@@ -1,0 +1,291 @@
+//! What each kind of search accepts, and the checks that turn raw clauses into [`Clause`]s.
+
+use super::parser::{parse_clauses, parse_order_item, RawKey};
+use super::{Clause, Comparator, Entity, Literal, OrderKey};
+use crate::error::{MlflowError, Result};
+
+/// Which search a filter belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchTarget {
+    Runs,
+    Experiments,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AttrType {
+    Text { allows_in: bool },
+    Number,
+}
+
+impl SearchTarget {
+    fn entity_for_prefix(self, prefix: &str) -> Option<Entity> {
+        let p = prefix.to_ascii_lowercase();
+        match (self, p.as_str()) {
+            (_, "attribute" | "attributes") => Some(Entity::Attribute),
+            (_, "tag" | "tags") => Some(Entity::Tag),
+            (Self::Runs, "attr" | "run") => Some(Entity::Attribute),
+            (Self::Runs, "metric" | "metrics") => Some(Entity::Metric),
+            (Self::Runs, "param" | "params" | "parameter" | "parameters") => Some(Entity::Param),
+            (Self::Runs, "dataset" | "datasets") => Some(Entity::Dataset),
+            _ => None,
+        }
+    }
+
+    /// The canonical attribute name and its type.
+    fn attribute(self, name: &str) -> Option<(&'static str, AttrType)> {
+        const TEXT: AttrType = AttrType::Text { allows_in: false };
+        const ID: AttrType = AttrType::Text { allows_in: true };
+        match self {
+            Self::Runs => match name {
+                "run_id" => Some(("run_id", ID)),
+                "run_name" | "run name" | "Run name" | "Run Name" => Some(("run_name", TEXT)),
+                "status" => Some(("status", TEXT)),
+                "user_id" => Some(("user_id", TEXT)),
+                "artifact_uri" => Some(("artifact_uri", TEXT)),
+                "start_time" | "created" | "Created" => Some(("start_time", AttrType::Number)),
+                "end_time" => Some(("end_time", AttrType::Number)),
+                _ => None,
+            },
+            Self::Experiments => match name {
+                "name" => Some(("name", ID)),
+                "experiment_id" => Some(("experiment_id", ID)),
+                "creation_time" => Some(("creation_time", AttrType::Number)),
+                "last_update_time" => Some(("last_update_time", AttrType::Number)),
+                _ => None,
+            },
+        }
+    }
+
+    fn resolve_key(self, key: &RawKey) -> Result<(Entity, String)> {
+        match &key.prefix {
+            Some(prefix) => match self.entity_for_prefix(prefix) {
+                Some(entity) => Ok((entity, key.name.clone())),
+                None => Err(MlflowError::invalid(format!(
+                    "Invalid entity type '{prefix}'. Valid values are {}",
+                    self.valid_prefixes()
+                ))),
+            },
+            None => Ok((Entity::Attribute, key.name.clone())),
+        }
+    }
+
+    fn valid_prefixes(self) -> &'static str {
+        match self {
+            Self::Runs => "['metrics', 'params', 'tags', 'attributes', 'datasets']",
+            Self::Experiments => "['attributes', 'tags']",
+        }
+    }
+
+    fn attribute_names(self) -> &'static str {
+        match self {
+            Self::Runs => {
+                "['run_id', 'run_name', 'status', 'user_id', 'artifact_uri', 'start_time', \
+                 'end_time', 'created']"
+            }
+            Self::Experiments => "['name', 'experiment_id', 'creation_time', 'last_update_time']",
+        }
+    }
+
+    fn check_clause(
+        self,
+        entity: Entity,
+        key: String,
+        cmp: Comparator,
+        value: Literal,
+    ) -> Result<Clause> {
+        use Comparator::*;
+        let bad = |what: &str| -> MlflowError {
+            MlflowError::invalid(format!(
+                "Invalid comparator '{}' or value for {what} '{key}'",
+                cmp.as_str()
+            ))
+        };
+        let key = match entity {
+            Entity::Metric => {
+                if !matches!(cmp, Eq | Ne | Lt | Le | Gt | Ge) || !matches!(value, Literal::Num(_))
+                {
+                    return Err(MlflowError::invalid(format!(
+                        "Invalid comparison for metric '{key}': metrics take =, !=, <, <=, >, >= \
+                         with an unquoted number"
+                    )));
+                }
+                key
+            }
+            Entity::Param | Entity::Tag => {
+                let ok = match cmp {
+                    Eq | Ne | Like | ILike => matches!(value, Literal::Str(_)),
+                    IsNull | IsNotNull => true,
+                    _ => false,
+                };
+                if !ok {
+                    let noun = if entity == Entity::Param {
+                        "param"
+                    } else {
+                        "tag"
+                    };
+                    return Err(MlflowError::invalid(format!(
+                        "Invalid comparison for {noun} '{key}': use =, !=, LIKE, ILIKE with a \
+                         quoted string, or IS NULL / IS NOT NULL"
+                    )));
+                }
+                key
+            }
+            Entity::Dataset => {
+                if !matches!(key.as_str(), "name" | "digest" | "context") {
+                    return Err(MlflowError::invalid(format!(
+                        "Invalid dataset key '{key}'. Valid keys are ['name', 'digest', 'context']"
+                    )));
+                }
+                let ok = match cmp {
+                    Eq | Ne | Like | ILike => matches!(value, Literal::Str(_)),
+                    In | NotIn => matches!(value, Literal::List(_)),
+                    _ => false,
+                };
+                if !ok {
+                    return Err(bad("dataset field"));
+                }
+                key
+            }
+            Entity::Attribute => {
+                let Some((canonical, ty)) = self.attribute(&key) else {
+                    return Err(MlflowError::invalid(format!(
+                        "Invalid attribute key '{key}' specified. Valid keys are {}",
+                        self.attribute_names()
+                    )));
+                };
+                let ok = match ty {
+                    AttrType::Number => {
+                        matches!(cmp, Eq | Ne | Lt | Le | Gt | Ge)
+                            && matches!(value, Literal::Num(_))
+                    }
+                    AttrType::Text { allows_in } => match cmp {
+                        Eq | Ne | Like | ILike => matches!(value, Literal::Str(_)),
+                        In | NotIn => allows_in && matches!(value, Literal::List(_)),
+                        _ => false,
+                    },
+                };
+                if !ok {
+                    return Err(bad("attribute"));
+                }
+                canonical.to_string()
+            }
+        };
+        Ok(Clause {
+            entity,
+            key,
+            comparator: cmp,
+            value,
+        })
+    }
+
+    fn orderable(self, entity: Entity, key: &str) -> Result<String> {
+        match (self, entity) {
+            (Self::Runs, Entity::Metric | Entity::Param | Entity::Tag) => Ok(key.to_string()),
+            (_, Entity::Attribute) => self
+                .attribute(key)
+                .map(|(canonical, _)| canonical.to_string())
+                .ok_or_else(|| {
+                    MlflowError::invalid(format!(
+                        "Invalid order_by key '{key}'. Valid attribute keys are {}",
+                        self.attribute_names()
+                    ))
+                }),
+            _ => Err(MlflowError::invalid(format!(
+                "Invalid order_by entity for key '{key}'"
+            ))),
+        }
+    }
+}
+
+/// Parses and checks a filter string for `target`.
+pub fn parse_filter(target: SearchTarget, filter: &str) -> Result<Vec<Clause>> {
+    parse_clauses(filter)?
+        .into_iter()
+        .map(|raw| {
+            let (entity, key) = target.resolve_key(&raw.key)?;
+            target.check_clause(entity, key, raw.comparator, raw.value)
+        })
+        .collect()
+}
+
+/// Parses and checks `order_by` items for `target`.
+pub fn parse_order_by(target: SearchTarget, items: &[String]) -> Result<Vec<OrderKey>> {
+    items
+        .iter()
+        .map(|item| {
+            let (raw, ascending) = parse_order_item(item)?;
+            let (entity, key) = target.resolve_key(&raw)?;
+            let key = target.orderable(entity, &key)?;
+            Ok(OrderKey {
+                entity,
+                key,
+                ascending,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_filters() {
+        let c = parse_filter(
+            SearchTarget::Runs,
+            "metrics.acc >= 0.9 AND params.lr = '0.1' AND attributes.`Run Name` LIKE 'a%' \
+             AND run_id IN ('x') AND created > 5 AND datasets.name = 'd' AND tags.t IS NULL",
+        )
+        .unwrap();
+        assert_eq!(c.len(), 7);
+        assert_eq!(c[2].key, "run_name");
+        assert_eq!(c[4].key, "start_time");
+        assert_eq!(c[5].entity, Entity::Dataset);
+    }
+
+    #[test]
+    fn run_filter_errors() {
+        for bad in [
+            "metrics.acc = 'x'",
+            "metrics.acc LIKE 'x'",
+            "params.lr = 0.1",
+            "params.lr > '1'",
+            "status IN ('RUNNING')",
+            "start_time = '1'",
+            "foo = 'x'",
+            "nope.x = 'y'",
+            "datasets.size = 'x'",
+        ] {
+            assert!(parse_filter(SearchTarget::Runs, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn experiment_filters() {
+        let c = parse_filter(
+            SearchTarget::Experiments,
+            "name ILIKE '%x%' AND tags.team = 'a' AND creation_time > 0",
+        )
+        .unwrap();
+        assert_eq!(c.len(), 3);
+        assert!(parse_filter(SearchTarget::Experiments, "metrics.a > 1").is_err());
+        assert!(parse_filter(SearchTarget::Experiments, "run_id = 'x'").is_err());
+    }
+
+    #[test]
+    fn order_by() {
+        let o = parse_order_by(
+            SearchTarget::Runs,
+            &[
+                "metrics.acc DESC".into(),
+                "start_time".into(),
+                "params.`a b` asc".into(),
+            ],
+        )
+        .unwrap();
+        assert!(!o[0].ascending && o[1].ascending);
+        assert_eq!(o[2].key, "a b");
+        assert!(parse_order_by(SearchTarget::Runs, &["bogus".into()]).is_err());
+        assert!(parse_order_by(SearchTarget::Experiments, &["tags.x".into()]).is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! The HTTP layer: routes under `/api/2.0` and `/ajax-api/2.0`, request decoding,
+//! error mapping, request logging and graceful shutdown.
+
+mod error;
+mod experiments;
+mod infra;
+pub mod request;
+mod runs;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::Value;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+pub use error::ApiError;
+
+use crate::config::ServerConfig;
+use crate::service::Tracking;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub tracking: Tracking,
+    pub config: Arc<ServerConfig>,
+}
+
+/// What handlers return.
+pub type ApiResult = Result<Json<Value>, ApiError>;
+
+/// The MLflow service routes, mounted under both API prefixes.
+fn mlflow_routes() -> Router<AppState> {
+    Router::new()
+        .route("/mlflow/experiments/create", post(experiments::create))
+        .route("/mlflow/experiments/get", get(experiments::get))
+        .route(
+            "/mlflow/experiments/get-by-name",
+            get(experiments::get_by_name),
+        )
+        .route(
+            "/mlflow/experiments/search",
+            post(experiments::search).get(experiments::search),
+        )
+        .route("/mlflow/experiments/update", post(experiments::update))
+        .route("/mlflow/experiments/delete", post(experiments::delete))
+        .route("/mlflow/experiments/restore", post(experiments::restore))
+        .route(
+            "/mlflow/experiments/set-experiment-tag",
+            post(experiments::set_tag),
+        )
+        .route(
+            "/mlflow/experiments/delete-experiment-tag",
+            post(experiments::delete_tag),
+        )
+        .route("/mlflow/runs/create", post(runs::create))
+        .route("/mlflow/runs/get", get(runs::get))
+        .route("/mlflow/runs/update", post(runs::update))
+        .route("/mlflow/runs/delete", post(runs::delete))
+        .route("/mlflow/runs/restore", post(runs::restore))
+        .route("/mlflow/runs/search", post(runs::search))
+        .route("/mlflow/runs/log-metric", post(runs::log_metric))
+        .route("/mlflow/runs/log-parameter", post(runs::log_param))
+        .route("/mlflow/runs/log-batch", post(runs::log_batch))
+        .route("/mlflow/runs/log-inputs", post(runs::log_inputs))
+        .route("/mlflow/runs/outputs", post(runs::log_outputs))
+        .route("/mlflow/runs/set-tag", post(runs::set_tag))
+        .route("/mlflow/runs/delete-tag", post(runs::delete_tag))
+        .route("/mlflow/metrics/get-history", get(runs::metric_history))
+        .route(
+            "/mlflow/metrics/get-history-bulk-interval",
+            get(runs::metric_history_bulk_interval),
+        )
+        .route(
+            "/mlflow/metrics/get-history-bulk",
+            get(runs::metric_history_bulk_interval),
+        )
+}
+
+/// Builds the whole application.
+pub fn router(state: AppState) -> Router {
+    let prefix = state.config.static_prefix.clone();
+    let api = Router::new()
+        .route("/health", get(infra::health))
+        .route("/version", get(infra::version))
+        .route("/api/2.0/experiments", get(experiments::list_array))
+        .route("/api/3.0/mlflow/server-info", get(infra::server_info))
+        .route("/ajax-api/3.0/mlflow/server-info", get(infra::server_info))
+        .nest("/api/2.0", mlflow_routes())
+        .nest("/ajax-api/2.0", mlflow_routes())
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(error::not_found);
+    let app = match prefix.as_deref() {
+        Some(p) => Router::new().nest(p, api).fallback(error::not_found),
+        None => api,
+    };
+    app.layer(
+        TraceLayer::new_for_http()
+            .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))
+            .on_request(())
+            .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+    )
+    .with_state(state)
+}
+
+/// Serves until SIGTERM or SIGINT; in-flight requests finish before it returns.
+pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, "listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,118 @@
+//! Decoding requests: JSON bodies for POST/PATCH/DELETE, query strings for GET, into one
+//! typed message, with errors that name the offending field.
+
+use std::collections::HashMap;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::FromRequest;
+use axum::http::{Method, Request};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+use crate::error::MlflowError;
+
+/// Largest JSON body accepted; a log-batch at MLflow's limits is far below this.
+pub const MAX_JSON_BODY: usize = 32 * 1024 * 1024;
+
+/// The request message as a JSON object, whichever way it arrived.
+pub struct Message(pub Value);
+
+impl Message {
+    /// Converts the message into `T`, naming the field on a type error.
+    pub fn parse<T: DeserializeOwned>(self) -> Result<T, ApiError> {
+        serde_path_to_error::deserialize(self.0).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            ApiError(MlflowError::invalid(if path.is_empty() || path == "." {
+                format!("Invalid request: {inner}")
+            } else {
+                format!("Invalid value for parameter '{path}': {inner}")
+            }))
+        })
+    }
+}
+
+/// Query-string pairs as a JSON object; a key given several times becomes a list.
+pub fn query_to_json(query: &str) -> Value {
+    let mut grouped: HashMap<String, Vec<String>> = HashMap::new();
+    let mut order = Vec::new();
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        let k = k.into_owned();
+        if !grouped.contains_key(&k) {
+            order.push(k.clone());
+        }
+        grouped.entry(k).or_default().push(v.into_owned());
+    }
+    let mut map = Map::new();
+    for k in order {
+        let mut values = grouped.remove(&k).unwrap_or_default();
+        let value = if values.len() == 1 {
+            Value::String(values.remove(0))
+        } else {
+            Value::Array(values.into_iter().map(Value::String).collect())
+        };
+        map.insert(k, value);
+    }
+    Value::Object(map)
+}
+
+impl<S: Send + Sync> FromRequest<S> for Message {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request<Body>, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = req.uri().query().unwrap_or("").to_string();
+        let method = req.method().clone();
+        if method == Method::GET {
+            return Ok(Message(query_to_json(&query)));
+        }
+        let bytes = to_bytes(req.into_body(), MAX_JSON_BODY)
+            .await
+            .map_err(|_| {
+                ApiError(MlflowError::invalid(format!(
+                    "Request body is larger than the limit of {MAX_JSON_BODY} bytes"
+                )))
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            // DELETE calls may carry their fields in the query string instead.
+            return Ok(Message(query_to_json(&query)));
+        }
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError(MlflowError::invalid(format!(
+                "Malformed JSON request body: {e}"
+            )))
+        })?;
+        if !value.is_object() {
+            return Err(ApiError(MlflowError::invalid(
+                "The request body must be a JSON object",
+            )));
+        }
+        Ok(Message(value))
+    }
+}
+
+/// Returns a required field or MLflow's "missing value" error.
+pub fn required<T>(value: Option<T>, name: &str) -> Result<T, ApiError> {
+    value.ok_or_else(|| ApiError(MlflowError::missing(name)))
+}
+
+/// Like [`required`], but an empty string counts as missing too.
+pub fn required_str(value: Option<String>, name: &str) -> Result<String, ApiError> {
+    match value {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(ApiError(MlflowError::missing(name))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_query_keys_become_lists() {
+        let v = query_to_json("run_id=a&order_by=x&order_by=y%20DESC&empty=");
+        assert_eq!(v["run_id"], "a");
+        assert_eq!(v["order_by"], serde_json::json!(["x", "y DESC"]));
+        assert_eq!(v["empty"], "");
+    }
+}

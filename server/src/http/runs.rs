@@ -1,0 +1,395 @@
+//! Run endpoints (`/mlflow/runs/...`) and metric history (`/mlflow/metrics/...`).
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::request::{required, required_str, Message};
+use super::{ApiResult, AppState};
+use crate::service::LogBatch;
+use crate::store::{NewDatasetInput, NewMetric, RunUpdate};
+use crate::wire::{self, Dataset, KeyValue, ModelOutput, ViewType};
+
+/// `run_id`, or its deprecated twin `run_uuid`.
+#[derive(Deserialize)]
+struct RunRef {
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    run_id: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    run_uuid: Option<String>,
+}
+
+impl RunRef {
+    fn id(self) -> Result<String, super::ApiError> {
+        required_str(
+            self.run_id.filter(|s| !s.is_empty()).or(self.run_uuid),
+            "run_id",
+        )
+    }
+}
+
+#[derive(Deserialize)]
+struct Create {
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    experiment_id: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    user_id: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    run_name: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    start_time: Option<i64>,
+    #[serde(default, deserialize_with = "wire::message_list")]
+    tags: Vec<KeyValue>,
+}
+
+pub async fn create(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: Create = msg.parse()?;
+    let run = app
+        .tracking
+        .create_run(
+            r.experiment_id.as_deref().filter(|s| !s.is_empty()),
+            r.user_id,
+            r.start_time,
+            r.run_name,
+            r.tags,
+        )
+        .await?;
+    Ok(Json(json!({ "run": run })))
+}
+
+pub async fn get(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let id = msg.parse::<RunRef>()?.id()?;
+    let run = app.tracking.get_run(&id).await?;
+    Ok(Json(json!({ "run": run })))
+}
+
+#[derive(Deserialize)]
+struct Update {
+    #[serde(flatten)]
+    run: RunRef,
+    #[serde(default, deserialize_with = "wire::opt_run_status")]
+    status: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    end_time: Option<i64>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    run_name: Option<String>,
+}
+
+pub async fn update(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: Update = msg.parse()?;
+    let id = r.run.id()?;
+    let info = app
+        .tracking
+        .update_run(
+            &id,
+            RunUpdate {
+                status: r.status,
+                end_time: r.end_time,
+                run_name: r.run_name,
+            },
+        )
+        .await?;
+    Ok(Json(json!({ "run_info": info })))
+}
+
+pub async fn delete(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let id = msg.parse::<RunRef>()?.id()?;
+    app.tracking.delete_run(&id).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn restore(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let id = msg.parse::<RunRef>()?.id()?;
+    app.tracking.restore_run(&id).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct MetricIn {
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    key: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_f64")]
+    value: Option<f64>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    timestamp: Option<i64>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    step: Option<i64>,
+}
+
+impl MetricIn {
+    fn into_metric(self) -> Result<NewMetric, super::ApiError> {
+        Ok(NewMetric {
+            key: required(self.key, "key")?,
+            value: required(self.value, "value")?,
+            timestamp: required(self.timestamp, "timestamp")?,
+            step: self.step.unwrap_or(0),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct LogMetric {
+    #[serde(flatten)]
+    run: RunRef,
+    #[serde(flatten)]
+    metric: MetricIn,
+}
+
+pub async fn log_metric(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: LogMetric = msg.parse()?;
+    let id = r.run.id()?;
+    let metric = r.metric.into_metric()?;
+    let batch = LogBatch {
+        metrics: vec![metric],
+        ..Default::default()
+    };
+    app.tracking.log_batch(&id, batch).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct KeyValueIn {
+    #[serde(flatten)]
+    run: RunRef,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    key: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    value: Option<String>,
+}
+
+pub async fn log_param(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: KeyValueIn = msg.parse()?;
+    let id = r.run.id()?;
+    let param = KeyValue {
+        key: required(r.key, "key")?,
+        value: required(r.value, "value")?,
+    };
+    let batch = LogBatch {
+        params: vec![param],
+        ..Default::default()
+    };
+    app.tracking.log_batch(&id, batch).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn set_tag(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: KeyValueIn = msg.parse()?;
+    let id = r.run.id()?;
+    let tag = KeyValue {
+        key: required(r.key, "key")?,
+        value: required(r.value, "value")?,
+    };
+    let batch = LogBatch {
+        tags: vec![tag],
+        ..Default::default()
+    };
+    app.tracking.log_batch(&id, batch).await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn delete_tag(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: KeyValueIn = msg.parse()?;
+    let id = r.run.id()?;
+    let key = required(r.key, "key")?;
+    app.tracking.delete_tag(&id, &key).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct Batch {
+    #[serde(flatten)]
+    run: RunRef,
+    #[serde(default, deserialize_with = "wire::message_list")]
+    metrics: Vec<MetricIn>,
+    #[serde(default, deserialize_with = "wire::message_list")]
+    params: Vec<KeyValue>,
+    #[serde(default, deserialize_with = "wire::message_list")]
+    tags: Vec<KeyValue>,
+}
+
+pub async fn log_batch(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: Batch = msg.parse()?;
+    let id = r.run.id()?;
+    let metrics = r
+        .metrics
+        .into_iter()
+        .map(MetricIn::into_metric)
+        .collect::<Result<Vec<_>, _>>()?;
+    let batch = LogBatch {
+        metrics,
+        params: r.params,
+        tags: r.tags,
+    };
+    app.tracking.log_batch(&id, batch).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct DatasetInputIn {
+    #[serde(default, deserialize_with = "wire::message_list")]
+    tags: Vec<KeyValue>,
+    dataset: Option<Dataset>,
+}
+
+#[derive(Deserialize)]
+struct ModelRef {
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    model_id: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    step: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct LogInputs {
+    #[serde(flatten)]
+    run: RunRef,
+    #[serde(default, deserialize_with = "wire::message_list")]
+    datasets: Vec<DatasetInputIn>,
+    #[serde(default, deserialize_with = "wire::message_list")]
+    models: Vec<ModelRef>,
+}
+
+pub async fn log_inputs(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: LogInputs = msg.parse()?;
+    let id = r.run.id()?;
+    let datasets = r
+        .datasets
+        .into_iter()
+        .map(|d| {
+            Ok(NewDatasetInput {
+                dataset: required(d.dataset, "datasets.dataset")?,
+                tags: d.tags,
+            })
+        })
+        .collect::<Result<Vec<_>, super::ApiError>>()?;
+    let models = r
+        .models
+        .into_iter()
+        .map(|m| required_str(m.model_id, "models.model_id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    app.tracking.log_inputs(&id, datasets, models).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct LogOutputs {
+    #[serde(flatten)]
+    run: RunRef,
+    #[serde(default, deserialize_with = "wire::message_list")]
+    models: Vec<ModelRef>,
+}
+
+pub async fn log_outputs(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: LogOutputs = msg.parse()?;
+    let id = r.run.id()?;
+    let models = r
+        .models
+        .into_iter()
+        .map(|m| {
+            Ok(ModelOutput {
+                model_id: required_str(m.model_id, "models.model_id")?,
+                step: required(m.step, "models.step")?,
+            })
+        })
+        .collect::<Result<Vec<_>, super::ApiError>>()?;
+    app.tracking.log_outputs(&id, models).await?;
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+struct Search {
+    #[serde(default, deserialize_with = "wire::string_list")]
+    experiment_ids: Vec<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    filter: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_view_type")]
+    run_view_type: Option<ViewType>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    max_results: Option<i64>,
+    #[serde(default, deserialize_with = "wire::string_list")]
+    order_by: Vec<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    page_token: Option<String>,
+}
+
+pub async fn search(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: Search = msg.parse()?;
+    let page = app
+        .tracking
+        .search_runs(
+            &r.experiment_ids,
+            r.filter.as_deref(),
+            r.run_view_type.unwrap_or_default(),
+            r.max_results.unwrap_or(1000),
+            &r.order_by,
+            r.page_token.as_deref(),
+        )
+        .await?;
+    let mut out = json!({});
+    if !page.items.is_empty() {
+        out["runs"] = json!(page.items);
+    }
+    if let Some(token) = page.next_page_token {
+        out["next_page_token"] = Value::String(token);
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+struct History {
+    #[serde(flatten)]
+    run: RunRef,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    metric_key: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    max_results: Option<i64>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    page_token: Option<String>,
+}
+
+pub async fn metric_history(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: History = msg.parse()?;
+    let id = r.run.id()?;
+    let key = required_str(r.metric_key, "metric_key")?;
+    let page = app
+        .tracking
+        .metric_history(&id, &key, r.max_results, r.page_token.as_deref())
+        .await?;
+    let mut out = json!({ "metrics": page.items });
+    if let Some(token) = page.next_page_token {
+        out["next_page_token"] = Value::String(token);
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+struct BulkInterval {
+    #[serde(default, deserialize_with = "wire::string_list")]
+    run_ids: Vec<String>,
+    #[serde(default, deserialize_with = "wire::string_list")]
+    run_id: Vec<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    metric_key: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    start_step: Option<i64>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    end_step: Option<i64>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    max_results: Option<i64>,
+}
+
+pub async fn metric_history_bulk_interval(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: BulkInterval = msg.parse()?;
+    let key = required_str(r.metric_key, "metric_key")?;
+    let run_ids = if r.run_ids.is_empty() {
+        r.run_id
+    } else {
+        r.run_ids
+    };
+    let metrics = app
+        .tracking
+        .metric_history_bulk_interval(&run_ids, &key, r.start_step, r.end_step, r.max_results)
+        .await?;
+    Ok(Json(json!({ "metrics": metrics })))
+}

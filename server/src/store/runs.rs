@@ -1,0 +1,869 @@
+//! Runs, with their params, tags, metrics, inputs and outputs.
+
+use std::collections::HashMap;
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+use super::experiments::Page;
+use super::search::{run_clause, run_order};
+use super::sql::{get_f64, get_i64, get_str};
+use super::{now_ms, Store};
+use crate::domain::search::{Clause, OrderKey};
+use crate::error::{MlflowError, Result};
+use crate::wire::{
+    Dataset, DatasetInput, KeyValue, Metric, ModelInput, ModelOutput, Run, RunData, RunInfo,
+    RunInputs, RunOutputs, ViewType,
+};
+
+pub const RUN_NAME_TAG: &str = "mlflow.runName";
+const RUN_COLUMNS: &str = "runs.run_uuid, runs.name, runs.user_id, runs.status, runs.start_time, \
+     runs.end_time, runs.artifact_uri, runs.lifecycle_stage, runs.experiment_id";
+/// Rows per `IN (...)` list, well under every database's bound-parameter limit.
+const CHUNK: usize = 500;
+/// MLflow stores infinities as the largest finite doubles.
+const MAX_DOUBLE: f64 = 1.797_693_134_862_315_7e308;
+
+fn info_from_row(row: &AnyRow) -> RunInfo {
+    let id = get_str(row, 0).unwrap_or_default();
+    RunInfo {
+        run_uuid: id.clone(),
+        run_id: id,
+        run_name: get_str(row, 1).unwrap_or_default(),
+        user_id: get_str(row, 2).unwrap_or_default(),
+        status: get_str(row, 3).unwrap_or_else(|| "RUNNING".into()),
+        start_time: get_i64(row, 4),
+        end_time: get_i64(row, 5),
+        artifact_uri: get_str(row, 6).unwrap_or_default(),
+        lifecycle_stage: get_str(row, 7).unwrap_or_else(|| "active".into()),
+        experiment_id: get_i64(row, 8).unwrap_or_default().to_string(),
+    }
+}
+
+/// A metric to write: the value as given (NaN and infinities included).
+#[derive(Debug, Clone)]
+pub struct NewMetric {
+    pub key: String,
+    pub value: f64,
+    pub timestamp: i64,
+    pub step: i64,
+}
+
+/// Everything one log-batch writes, applied in one transaction.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub metrics: Vec<NewMetric>,
+    pub params: Vec<KeyValue>,
+    pub tags: Vec<KeyValue>,
+}
+
+/// A dataset input to record.
+#[derive(Debug, Clone)]
+pub struct NewDatasetInput {
+    pub dataset: Dataset,
+    pub tags: Vec<KeyValue>,
+}
+
+/// Fields of runs/update that were given.
+#[derive(Debug, Default)]
+pub struct RunUpdate {
+    pub status: Option<String>,
+    pub end_time: Option<i64>,
+    pub run_name: Option<String>,
+}
+
+fn stored_value(value: f64) -> (f64, bool) {
+    if value.is_nan() {
+        (0.0, true)
+    } else if value.is_infinite() {
+        (if value > 0.0 { MAX_DOUBLE } else { -MAX_DOUBLE }, false)
+    } else {
+        (value, false)
+    }
+}
+
+fn metric_from_row(row: &AnyRow, key_idx: usize) -> Metric {
+    let is_nan = get_i64(row, key_idx + 4).unwrap_or(0) != 0;
+    Metric {
+        key: get_str(row, key_idx).unwrap_or_default(),
+        value: if is_nan {
+            f64::NAN
+        } else {
+            get_f64(row, key_idx + 1).unwrap_or(0.0)
+        },
+        timestamp: get_i64(row, key_idx + 2).unwrap_or(0),
+        step: get_i64(row, key_idx + 3).unwrap_or(0),
+        run_id: None,
+    }
+}
+
+fn not_found(run_id: &str) -> MlflowError {
+    MlflowError::not_found(format!("Run with id={run_id} not found"))
+}
+
+impl Store {
+    /// Creates a run in an active experiment; the caller has settled name and tags.
+    pub async fn create_run(
+        &self,
+        experiment_id: i64,
+        user_id: &str,
+        start_time: i64,
+        run_name: &str,
+        tags: &[KeyValue],
+    ) -> Result<Run> {
+        let exp = self.get_experiment(experiment_id).await?;
+        if exp.lifecycle_stage != "active" {
+            return Err(MlflowError::invalid(format!(
+                "The experiment {experiment_id} must be in the 'active' state. Current state is \
+                 {}.",
+                exp.lifecycle_stage
+            )));
+        }
+        let run_id = uuid::Uuid::new_v4().simple().to_string();
+        let artifact_uri = format!(
+            "{}/{run_id}/artifacts",
+            exp.artifact_location.trim_end_matches('/')
+        );
+        let mut tx = self.writer.begin().await?;
+        let mut sql = self.sql();
+        sql.push(
+            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, \
+             user_id, status, start_time, end_time, source_version, lifecycle_stage, \
+             artifact_uri, experiment_id, deleted_time) VALUES (",
+        )
+        .bind(&run_id)
+        .push(", ")
+        .bind(run_name)
+        .push(", 'UNKNOWN', '', '', ")
+        .bind(user_id)
+        .push(", 'RUNNING', ")
+        .bind(start_time)
+        .push(", NULL, '', 'active', ")
+        .bind(&artifact_uri)
+        .push(", ")
+        .bind(experiment_id)
+        .push(", NULL)");
+        sql.query().execute(&mut *tx).await?;
+        self.upsert_tags(&mut tx, &run_id, tags).await?;
+        tx.commit().await?;
+        self.get_run(&run_id).await
+    }
+
+    async fn fetch_info(&self, run_id: &str) -> Result<RunInfo> {
+        let mut sql = self.sql();
+        sql.push("SELECT ")
+            .push(RUN_COLUMNS)
+            .push(" FROM runs WHERE run_uuid = ")
+            .bind(run_id);
+        let row = self
+            .fetch_optional(&sql)
+            .await?
+            .ok_or_else(|| not_found(run_id))?;
+        Ok(info_from_row(&row))
+    }
+
+    /// The run with its data; deleted runs are returned too, as MLflow does.
+    pub async fn get_run(&self, run_id: &str) -> Result<Run> {
+        let info = self.fetch_info(run_id).await?;
+        let mut runs = self.load_runs(vec![info]).await?;
+        Ok(runs.remove(0))
+    }
+
+    /// Fetches the run's info and checks it can be written to.
+    async fn active_run_in(&self, tx: &mut Transaction<'_, Any>, run_id: &str) -> Result<()> {
+        let mut sql = self.sql();
+        sql.push("SELECT lifecycle_stage FROM runs WHERE run_uuid = ")
+            .bind(run_id);
+        let row = sql
+            .query()
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| not_found(run_id))?;
+        let stage = get_str(&row, 0).unwrap_or_default();
+        if stage != "active" {
+            return Err(MlflowError::invalid(format!(
+                "The run {run_id} must be in the 'active' state. Current state is {stage}."
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds params, tags and metrics/data to bare run infos, keeping their order.
+    async fn load_runs(&self, infos: Vec<RunInfo>) -> Result<Vec<Run>> {
+        let mut data: HashMap<String, (RunData, RunInputs, RunOutputs)> = HashMap::new();
+        let ids: Vec<String> = infos.iter().map(|i| i.run_id.clone()).collect();
+        let key = self.dialect.key_col();
+        for chunk in ids.chunks(CHUNK) {
+            let mut sql = self.sql();
+            sql.push(&format!(
+                "SELECT run_uuid, {key}, value FROM params WHERE run_uuid IN "
+            ))
+            .bind_list(chunk);
+            for row in self.fetch_all(&sql).await? {
+                let entry = data
+                    .entry(get_str(&row, 0).unwrap_or_default())
+                    .or_default();
+                entry.0.params.push(KeyValue {
+                    key: get_str(&row, 1).unwrap_or_default(),
+                    value: get_str(&row, 2).unwrap_or_default(),
+                });
+            }
+            let mut sql = self.sql();
+            sql.push(&format!(
+                "SELECT run_uuid, {key}, value FROM tags WHERE run_uuid IN "
+            ))
+            .bind_list(chunk);
+            for row in self.fetch_all(&sql).await? {
+                let entry = data
+                    .entry(get_str(&row, 0).unwrap_or_default())
+                    .or_default();
+                entry.0.tags.push(KeyValue {
+                    key: get_str(&row, 1).unwrap_or_default(),
+                    value: get_str(&row, 2).unwrap_or_default(),
+                });
+            }
+            let mut sql = self.sql();
+            sql.push(&format!(
+                "SELECT run_uuid, {key}, value, timestamp, step, \
+                 CASE WHEN is_nan THEN 1 ELSE 0 END FROM latest_metrics WHERE run_uuid IN "
+            ))
+            .bind_list(chunk);
+            for row in self.fetch_all(&sql).await? {
+                let entry = data
+                    .entry(get_str(&row, 0).unwrap_or_default())
+                    .or_default();
+                entry.0.metrics.push(metric_from_row(&row, 1));
+            }
+            self.load_inputs(chunk, &mut data).await?;
+        }
+        Ok(infos
+            .into_iter()
+            .map(|info| {
+                let (mut d, inputs, outputs) = data.remove(&info.run_id).unwrap_or_default();
+                d.params.sort_by(|a, b| a.key.cmp(&b.key));
+                Run {
+                    info,
+                    data: d,
+                    inputs,
+                    outputs,
+                }
+            })
+            .collect())
+    }
+
+    async fn load_inputs(
+        &self,
+        ids: &[String],
+        data: &mut HashMap<String, (RunData, RunInputs, RunOutputs)>,
+    ) -> Result<()> {
+        let mut sql = self.sql();
+        sql.push(
+            "SELECT i.destination_id, i.input_uuid, d.name, d.digest, d.dataset_source_type, \
+             d.dataset_source, d.dataset_schema, d.dataset_profile FROM inputs i JOIN datasets d \
+             ON d.dataset_uuid = i.source_id WHERE i.source_type = 'DATASET' AND \
+             i.destination_type = 'RUN' AND i.destination_id IN ",
+        )
+        .bind_list(ids);
+        let rows = self.fetch_all(&sql).await?;
+        if !rows.is_empty() {
+            let input_ids: Vec<String> = rows.iter().filter_map(|r| get_str(r, 1)).collect();
+            let mut tags: HashMap<String, Vec<KeyValue>> = HashMap::new();
+            for chunk in input_ids.chunks(CHUNK) {
+                let mut sql = self.sql();
+                sql.push("SELECT input_uuid, name, value FROM input_tags WHERE input_uuid IN ")
+                    .bind_list(chunk);
+                for row in self.fetch_all(&sql).await? {
+                    tags.entry(get_str(&row, 0).unwrap_or_default())
+                        .or_default()
+                        .push(KeyValue {
+                            key: get_str(&row, 1).unwrap_or_default(),
+                            value: get_str(&row, 2).unwrap_or_default(),
+                        });
+                }
+            }
+            for row in rows {
+                let run_id = get_str(&row, 0).unwrap_or_default();
+                let input_id = get_str(&row, 1).unwrap_or_default();
+                let entry = data.entry(run_id).or_default();
+                entry.1.dataset_inputs.push(DatasetInput {
+                    tags: tags.remove(&input_id).unwrap_or_default(),
+                    dataset: Dataset {
+                        name: get_str(&row, 2).unwrap_or_default(),
+                        digest: get_str(&row, 3).unwrap_or_default(),
+                        source_type: get_str(&row, 4).unwrap_or_default(),
+                        source: get_str(&row, 5).unwrap_or_default(),
+                        schema: get_str(&row, 6),
+                        profile: get_str(&row, 7),
+                    },
+                });
+            }
+        }
+        let mut sql = self.sql();
+        sql.push(
+            "SELECT source_id, destination_id, source_type, step FROM inputs WHERE \
+             ((source_type = 'RUN_INPUT' AND destination_type = 'MODEL_INPUT') OR \
+             (source_type = 'RUN_OUTPUT' AND destination_type = 'MODEL_OUTPUT')) AND source_id IN ",
+        )
+        .bind_list(ids);
+        for row in self.fetch_all(&sql).await? {
+            let entry = data
+                .entry(get_str(&row, 0).unwrap_or_default())
+                .or_default();
+            let model_id = get_str(&row, 1).unwrap_or_default();
+            if get_str(&row, 2).as_deref() == Some("RUN_INPUT") {
+                entry.1.model_inputs.push(ModelInput { model_id });
+            } else {
+                entry.2.model_outputs.push(ModelOutput {
+                    model_id,
+                    step: get_i64(&row, 3).unwrap_or(0),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies runs/update and returns the new info.
+    pub async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
+        let mut tx = self.writer.begin().await?;
+        self.active_run_in(&mut tx, run_id).await?;
+        let mut sql = self.sql();
+        sql.push("UPDATE runs SET run_uuid = run_uuid");
+        if let Some(status) = &update.status {
+            sql.push(", status = ").bind(status);
+        }
+        if let Some(end_time) = update.end_time {
+            sql.push(", end_time = ").bind(end_time);
+        }
+        if let Some(name) = &update.run_name {
+            sql.push(", name = ").bind(name);
+        }
+        sql.push(" WHERE run_uuid = ").bind(run_id);
+        sql.query().execute(&mut *tx).await?;
+        if let Some(name) = &update.run_name {
+            let tag = KeyValue {
+                key: RUN_NAME_TAG.into(),
+                value: name.clone(),
+            };
+            self.upsert_tags(&mut tx, run_id, std::slice::from_ref(&tag))
+                .await?;
+        }
+        tx.commit().await?;
+        self.fetch_info(run_id).await
+    }
+
+    /// Soft-deletes or restores a run.
+    pub async fn set_run_lifecycle(&self, run_id: &str, stage: &str) -> Result<()> {
+        self.fetch_info(run_id).await?;
+        let deleted_time = if stage == "deleted" {
+            Some(now_ms())
+        } else {
+            None
+        };
+        let mut sql = self.sql();
+        sql.push("UPDATE runs SET lifecycle_stage = ")
+            .bind(stage)
+            .push(", deleted_time = ")
+            .bind(deleted_time)
+            .push(" WHERE run_uuid = ")
+            .bind(run_id);
+        sql.query().execute(&self.writer).await?;
+        Ok(())
+    }
+
+    /// Writes a batch atomically: either every entity lands or none does.
+    pub async fn log_batch(&self, run_id: &str, batch: &Batch) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        self.active_run_in(&mut tx, run_id).await?;
+        self.insert_params(&mut tx, run_id, &batch.params).await?;
+        self.upsert_tags(&mut tx, run_id, &batch.tags).await?;
+        self.insert_metrics(&mut tx, run_id, &batch.metrics).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_params(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        run_id: &str,
+        params: &[KeyValue],
+    ) -> Result<()> {
+        if params.is_empty() {
+            return Ok(());
+        }
+        let key = self.dialect.key_col();
+        let mut sql = self.sql();
+        sql.push(&format!(
+            "SELECT {key}, value FROM params WHERE run_uuid = "
+        ))
+        .bind(run_id)
+        .push(&format!(" AND {key} IN "))
+        .bind_list(params.iter().map(|p| p.key.as_str()));
+        let existing: HashMap<String, String> = sql
+            .query()
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| {
+                (
+                    get_str(r, 0).unwrap_or_default(),
+                    get_str(r, 1).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let mut new = Vec::new();
+        for p in params {
+            match existing.get(&p.key) {
+                Some(old) if *old == p.value => {}
+                Some(old) => {
+                    return Err(MlflowError::invalid(format!(
+                        "Changing param values is not allowed. Param with key='{}' was already \
+                         logged with value='{old}' for run ID='{run_id}'. Attempted logging new \
+                         value '{}'.",
+                        p.key, p.value
+                    )))
+                }
+                None => new.push(p),
+            }
+        }
+        for chunk in new.chunks(CHUNK / 3) {
+            let mut sql = self.sql();
+            sql.push(&format!(
+                "INSERT INTO params ({key}, value, run_uuid) VALUES "
+            ));
+            for (i, p) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" })
+                    .bind(&p.key)
+                    .push(", ")
+                    .bind(&p.value)
+                    .push(", ")
+                    .bind(run_id)
+                    .push(")");
+            }
+            sql.query().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn upsert_tags(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        run_id: &str,
+        tags: &[KeyValue],
+    ) -> Result<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        // The last value of a key wins, as with sequential set-tag calls.
+        let mut latest: Vec<&KeyValue> = Vec::new();
+        for tag in tags {
+            latest.retain(|t| t.key != tag.key);
+            latest.push(tag);
+        }
+        let key = self.dialect.key_col();
+        let mut sql = self.sql();
+        sql.push("DELETE FROM tags WHERE run_uuid = ")
+            .bind(run_id)
+            .push(&format!(" AND {key} IN "))
+            .bind_list(latest.iter().map(|t| t.key.as_str()));
+        sql.query().execute(&mut **tx).await?;
+        for chunk in latest.chunks(CHUNK / 3) {
+            let mut sql = self.sql();
+            sql.push(&format!(
+                "INSERT INTO tags ({key}, value, run_uuid) VALUES "
+            ));
+            for (i, t) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" })
+                    .bind(&t.key)
+                    .push(", ")
+                    .bind(&t.value)
+                    .push(", ")
+                    .bind(run_id)
+                    .push(")");
+            }
+            sql.query().execute(&mut **tx).await?;
+        }
+        if let Some(name) = latest.iter().find(|t| t.key == RUN_NAME_TAG) {
+            let mut sql = self.sql();
+            sql.push("UPDATE runs SET name = ")
+                .bind(&name.value)
+                .push(" WHERE run_uuid = ")
+                .bind(run_id);
+            sql.query().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_metrics(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        run_id: &str,
+        metrics: &[NewMetric],
+    ) -> Result<()> {
+        if metrics.is_empty() {
+            return Ok(());
+        }
+        let key = self.dialect.key_col();
+        for chunk in metrics.chunks(CHUNK / 6) {
+            let mut sql = self.sql();
+            sql.push(&self.dialect.insert_ignore(
+                "metrics",
+                &format!("{key}, value, timestamp, step, is_nan, run_uuid"),
+            ));
+            for (i, m) in chunk.iter().enumerate() {
+                let (value, is_nan) = stored_value(m.value);
+                sql.push(if i == 0 { "(" } else { ", (" })
+                    .bind(&m.key)
+                    .push(", ")
+                    .bind(value)
+                    .push(", ")
+                    .bind(m.timestamp)
+                    .push(", ")
+                    .bind(m.step)
+                    .push(", ")
+                    .bind(is_nan)
+                    .push(", ")
+                    .bind(run_id)
+                    .push(")");
+            }
+            sql.push(self.dialect.insert_ignore_suffix());
+            sql.query().execute(&mut **tx).await?;
+        }
+        // One upsert per distinct key, with the batch's own maximum, keeps the statement count
+        // low for large batches.
+        let mut best: Vec<&NewMetric> = Vec::new();
+        for m in metrics {
+            let candidate = (m.step, m.timestamp, stored_value(m.value).0);
+            match best.iter_mut().find(|b| b.key == m.key) {
+                Some(b) => {
+                    if candidate > (b.step, b.timestamp, stored_value(b.value).0) {
+                        *b = m;
+                    }
+                }
+                None => best.push(m),
+            }
+        }
+        let upsert = self.dialect.latest_metric_upsert();
+        for m in best {
+            let (value, is_nan) = stored_value(m.value);
+            sqlx::query(upsert)
+                .bind(m.key.as_str())
+                .bind(value)
+                .bind(m.timestamp)
+                .bind(m.step)
+                .bind(is_nan)
+                .bind(run_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes a run tag; a missing tag is an error, as in MLflow.
+    pub async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        self.active_run_in(&mut tx, run_id).await?;
+        let mut sql = self.sql();
+        sql.push("DELETE FROM tags WHERE run_uuid = ")
+            .bind(run_id)
+            .push(&format!(" AND {} = ", self.dialect.key_col()))
+            .bind(key);
+        let done = sql.query().execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(MlflowError::not_found(format!(
+                "No tag with name: {key} in run with id {run_id}"
+            )));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records dataset inputs (de-duplicated by name and digest) and model inputs.
+    pub async fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: &[NewDatasetInput],
+        model_ids: &[String],
+    ) -> Result<()> {
+        let experiment_id: i64 = self
+            .fetch_info(run_id)
+            .await?
+            .experiment_id
+            .parse()
+            .unwrap_or(0);
+        let mut tx = self.writer.begin().await?;
+        self.active_run_in(&mut tx, run_id).await?;
+        for input in datasets {
+            let d = &input.dataset;
+            let mut sql = self.sql();
+            sql.push("SELECT dataset_uuid FROM datasets WHERE experiment_id = ")
+                .bind(experiment_id)
+                .push(" AND name = ")
+                .bind(&d.name)
+                .push(" AND digest = ")
+                .bind(&d.digest);
+            let dataset_uuid = match sql.query().fetch_optional(&mut *tx).await? {
+                Some(row) => get_str(&row, 0).unwrap_or_default(),
+                None => {
+                    let id = uuid::Uuid::new_v4().simple().to_string();
+                    let mut sql = self.sql();
+                    sql.push(
+                        "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, \
+                         dataset_source_type, dataset_source, dataset_schema, dataset_profile) \
+                         VALUES (",
+                    )
+                    .bind(&id)
+                    .push(", ")
+                    .bind(experiment_id)
+                    .push(", ")
+                    .bind(&d.name)
+                    .push(", ")
+                    .bind(&d.digest)
+                    .push(", ")
+                    .bind(&d.source_type)
+                    .push(", ")
+                    .bind(&d.source)
+                    .push(", ")
+                    .bind(d.schema.clone())
+                    .push(", ")
+                    .bind(d.profile.clone())
+                    .push(")");
+                    sql.query().execute(&mut *tx).await?;
+                    id
+                }
+            };
+            let mut sql = self.sql();
+            sql.push(
+                "SELECT input_uuid FROM inputs WHERE source_type = 'DATASET' AND source_id = ",
+            )
+            .bind(&dataset_uuid)
+            .push(" AND destination_type = 'RUN' AND destination_id = ")
+            .bind(run_id);
+            if sql.query().fetch_optional(&mut *tx).await?.is_some() {
+                continue;
+            }
+            let input_uuid = uuid::Uuid::new_v4().simple().to_string();
+            self.insert_input(
+                &mut tx,
+                &input_uuid,
+                "DATASET",
+                &dataset_uuid,
+                "RUN",
+                run_id,
+                0,
+            )
+            .await?;
+            for tag in &input.tags {
+                let mut sql = self.sql();
+                sql.push("INSERT INTO input_tags (input_uuid, name, value) VALUES (")
+                    .bind(&input_uuid)
+                    .push(", ")
+                    .bind(&tag.key)
+                    .push(", ")
+                    .bind(&tag.value)
+                    .push(")");
+                sql.query().execute(&mut *tx).await?;
+            }
+        }
+        for model_id in model_ids {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            self.insert_input(
+                &mut tx,
+                &id,
+                "RUN_INPUT",
+                run_id,
+                "MODEL_INPUT",
+                model_id,
+                0,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records logged-model outputs of a run.
+    pub async fn log_outputs(&self, run_id: &str, models: &[ModelOutput]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        self.active_run_in(&mut tx, run_id).await?;
+        for m in models {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            self.insert_input(
+                &mut tx,
+                &id,
+                "RUN_OUTPUT",
+                run_id,
+                "MODEL_OUTPUT",
+                &m.model_id,
+                m.step,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_input(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        input_uuid: &str,
+        source_type: &str,
+        source_id: &str,
+        destination_type: &str,
+        destination_id: &str,
+        step: i64,
+    ) -> Result<()> {
+        let mut sql = self.sql();
+        sql.push(&self.dialect.insert_ignore(
+            "inputs",
+            "input_uuid, source_type, source_id, destination_type, destination_id, step",
+        ))
+        .push("(")
+        .bind(input_uuid)
+        .push(", ")
+        .bind(source_type)
+        .push(", ")
+        .bind(source_id)
+        .push(", ")
+        .bind(destination_type)
+        .push(", ")
+        .bind(destination_id)
+        .push(", ")
+        .bind(step)
+        .push(")")
+        .push(self.dialect.insert_ignore_suffix());
+        sql.query().execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// A metric's full history, one page from `offset` (`limit` None = all).
+    pub async fn metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        limit: Option<i64>,
+        offset: i64,
+    ) -> Result<Page<Metric>> {
+        self.fetch_info(run_id).await?;
+        let mut sql = self.sql();
+        sql.push(&format!(
+            "SELECT {k}, value, timestamp, step, CASE WHEN is_nan THEN 1 ELSE 0 END FROM metrics \
+             WHERE run_uuid = ",
+            k = self.dialect.key_col()
+        ))
+        .bind(run_id)
+        .push(&format!(" AND {} = ", self.dialect.key_col()))
+        .bind(key)
+        .push(" ORDER BY timestamp, step, value");
+        if let Some(limit) = limit {
+            sql.push(" LIMIT ")
+                .bind(limit + 1)
+                .push(" OFFSET ")
+                .bind(offset);
+        }
+        let rows = self.fetch_all(&sql).await?;
+        let has_more = limit.is_some_and(|l| rows.len() as i64 > l);
+        let take = limit.map_or(rows.len(), |l| l as usize);
+        Ok(Page {
+            items: rows
+                .iter()
+                .take(take)
+                .map(|r| metric_from_row(r, 0))
+                .collect(),
+            has_more,
+        })
+    }
+
+    /// History of `key` for several runs, restricted to a step range, sorted by run then step.
+    pub async fn metric_history_in_steps(
+        &self,
+        run_ids: &[String],
+        key: &str,
+        steps: Option<(i64, i64)>,
+    ) -> Result<Vec<Metric>> {
+        let mut sql = self.sql();
+        sql.push(&format!(
+            "SELECT {k}, value, timestamp, step, CASE WHEN is_nan THEN 1 ELSE 0 END, run_uuid \
+             FROM metrics WHERE {k} = ",
+            k = self.dialect.key_col()
+        ))
+        .bind(key)
+        .push(" AND run_uuid IN ")
+        .bind_list(run_ids);
+        if let Some((start, end)) = steps {
+            sql.push(" AND step >= ")
+                .bind(start)
+                .push(" AND step <= ")
+                .bind(end);
+        }
+        sql.push(" ORDER BY run_uuid, step, timestamp, value");
+        Ok(self
+            .fetch_all(&sql)
+            .await?
+            .iter()
+            .map(|r| {
+                let mut m = metric_from_row(r, 0);
+                m.run_id = get_str(r, 5);
+                m
+            })
+            .collect())
+    }
+
+    /// Runs of `experiment_ids` matching `clauses`, ordered, one page from `offset`.
+    pub async fn search_runs(
+        &self,
+        experiment_ids: &[i64],
+        view: ViewType,
+        clauses: &[Clause],
+        order: &[OrderKey],
+        max_results: i64,
+        offset: i64,
+    ) -> Result<Page<Run>> {
+        if experiment_ids.is_empty() {
+            return Ok(Page {
+                items: Vec::new(),
+                has_more: false,
+            });
+        }
+        let mut sql = self.sql();
+        sql.push("SELECT ")
+            .push(RUN_COLUMNS)
+            .push(" FROM runs WHERE runs.experiment_id IN ")
+            .bind_list(experiment_ids.iter().copied())
+            .push(" AND runs.lifecycle_stage IN ")
+            .bind_list(view.stages().iter().copied());
+        for clause in clauses {
+            sql.push(" AND ");
+            run_clause(&mut sql, clause);
+        }
+        run_order(&mut sql, order);
+        sql.push(" LIMIT ")
+            .bind(max_results + 1)
+            .push(" OFFSET ")
+            .bind(offset);
+        let rows = self.fetch_all(&sql).await?;
+        let has_more = rows.len() as i64 > max_results;
+        let infos = rows
+            .iter()
+            .take(max_results as usize)
+            .map(info_from_row)
+            .collect();
+        Ok(Page {
+            items: self.load_runs(infos).await?,
+            has_more,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_values_are_stored_like_mlflow() {
+        assert_eq!(stored_value(f64::NAN), (0.0, true));
+        assert_eq!(stored_value(f64::INFINITY), (MAX_DOUBLE, false));
+        assert_eq!(stored_value(f64::NEG_INFINITY), (-MAX_DOUBLE, false));
+        assert_eq!(stored_value(1.5), (1.5, false));
+    }
+}
