@@ -1,10 +1,9 @@
 //! Experiment endpoints (`/mlflow/experiments/...`) and the seed's `GET /api/2.0/experiments`.
 
 use axum::extract::State;
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
+use super::reply::{empty, reply, Field, PageReply};
 use super::request::{required, required_str, Message};
 use super::{ApiResult, AppState};
 use crate::wire::{self, KeyValue, ViewType};
@@ -26,7 +25,7 @@ pub async fn create(State(app): State<AppState>, msg: Message) -> ApiResult {
         .tracking
         .create_experiment(&name, r.artifact_location, r.tags)
         .await?;
-    Ok(Json(json!({ "experiment_id": id })))
+    reply(&Field("experiment_id", id))
 }
 
 #[derive(Deserialize)]
@@ -39,7 +38,7 @@ pub async fn get(State(app): State<AppState>, msg: Message) -> ApiResult {
     let r: ById = msg.parse()?;
     let id = required_str(r.experiment_id, "experiment_id")?;
     let exp = app.tracking.get_experiment(&id).await?;
-    Ok(Json(json!({ "experiment": exp })))
+    reply(&Field("experiment", exp))
 }
 
 #[derive(Deserialize)]
@@ -52,7 +51,7 @@ pub async fn get_by_name(State(app): State<AppState>, msg: Message) -> ApiResult
     let r: ByName = msg.parse()?;
     let name = required_str(r.experiment_name, "experiment_name")?;
     let exp = app.tracking.get_experiment_by_name(&name).await?;
-    Ok(Json(json!({ "experiment": exp })))
+    reply(&Field("experiment", exp))
 }
 
 #[derive(Deserialize)]
@@ -83,11 +82,7 @@ pub async fn search(State(app): State<AppState>, msg: Message) -> ApiResult {
             r.page_token.as_deref(),
         )
         .await?;
-    let mut out = json!({ "experiments": page.items });
-    if let Some(token) = page.next_page_token {
-        out["next_page_token"] = Value::String(token);
-    }
-    Ok(Json(out))
+    reply(&PageReply::new("experiments", page))
 }
 
 #[derive(Deserialize)]
@@ -103,21 +98,21 @@ pub async fn update(State(app): State<AppState>, msg: Message) -> ApiResult {
     let id = required_str(r.experiment_id, "experiment_id")?;
     let name = required(r.new_name, "new_name")?;
     app.tracking.rename_experiment(&id, &name).await?;
-    Ok(Json(json!({})))
+    empty()
 }
 
 pub async fn delete(State(app): State<AppState>, msg: Message) -> ApiResult {
     let r: ById = msg.parse()?;
     let id = required_str(r.experiment_id, "experiment_id")?;
     app.tracking.delete_experiment(&id).await?;
-    Ok(Json(json!({})))
+    empty()
 }
 
 pub async fn restore(State(app): State<AppState>, msg: Message) -> ApiResult {
     let r: ById = msg.parse()?;
     let id = required_str(r.experiment_id, "experiment_id")?;
     app.tracking.restore_experiment(&id).await?;
-    Ok(Json(json!({})))
+    empty()
 }
 
 #[derive(Deserialize)]
@@ -136,7 +131,7 @@ pub async fn set_tag(State(app): State<AppState>, msg: Message) -> ApiResult {
     let key = required(r.key, "key")?;
     let value = required(r.value, "value")?;
     app.tracking.set_experiment_tag(&id, &key, &value).await?;
-    Ok(Json(json!({})))
+    empty()
 }
 
 pub async fn delete_tag(State(app): State<AppState>, msg: Message) -> ApiResult {
@@ -144,14 +139,12 @@ pub async fn delete_tag(State(app): State<AppState>, msg: Message) -> ApiResult 
     let id = required_str(r.experiment_id, "experiment_id")?;
     let key = required(r.key, "key")?;
     app.tracking.delete_experiment_tag(&id, &key).await?;
-    Ok(Json(json!({})))
+    empty()
 }
 
 /// `GET /api/2.0/experiments`: the active experiments as a bare JSON array, so that the
 /// seed's `curl .../api/2.0/experiments | jq '.[].name'` works.
 pub async fn list_array(State(app): State<AppState>) -> ApiResult {
     let exps = app.tracking.list_active_experiments().await?;
-    Ok(Json(
-        serde_json::to_value(exps).unwrap_or(Value::Array(Vec::new())),
-    ))
+    reply(&exps)
 }

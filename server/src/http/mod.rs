@@ -4,15 +4,16 @@
 mod error;
 mod experiments;
 mod infra;
+mod reply;
 pub mod request;
 mod runs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::Value;
+use axum::Router;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -29,7 +30,7 @@ pub struct AppState {
 }
 
 /// What handlers return.
-pub type ApiResult = Result<Json<Value>, ApiError>;
+pub type ApiResult = Result<Response, ApiError>;
 
 /// The MLflow service routes, mounted under both API prefixes.
 fn mlflow_routes() -> Router<AppState> {

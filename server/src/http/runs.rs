@@ -1,10 +1,9 @@
 //! Run endpoints (`/mlflow/runs/...`) and metric history (`/mlflow/metrics/...`).
 
 use axum::extract::State;
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
+use super::reply::{empty, reply, Field, PageReply};
 use super::request::{required, required_str, Message};
 use super::{ApiResult, AppState};
 use crate::service::LogBatch;
@@ -55,13 +54,13 @@ pub async fn create(State(app): State<AppState>, msg: Message) -> ApiResult {
             r.tags,
         )
         .await?;
-    Ok(Json(json!({ "run": run })))
+    reply(&Field("run", run))
 }
 
 pub async fn get(State(app): State<AppState>, msg: Message) -> ApiResult {
     let id = msg.parse::<RunRef>()?.id()?;
     let run = app.tracking.get_run(&id).await?;
-    Ok(Json(json!({ "run": run })))
+    reply(&Field("run", run))
 }
 
 #[derive(Deserialize)]
@@ -90,19 +89,19 @@ pub async fn update(State(app): State<AppState>, msg: Message) -> ApiResult {
             },
         )
         .await?;
-    Ok(Json(json!({ "run_info": info })))
+    reply(&Field("run_info", info))
 }
 
 pub async fn delete(State(app): State<AppState>, msg: Message) -> ApiResult {
     let id = msg.parse::<RunRef>()?.id()?;
     app.tracking.delete_run(&id).await?;
-    Ok(Json(json!({})))
+    empty()
 }
 
 pub async fn restore(State(app): State<AppState>, msg: Message) -> ApiResult {
     let id = msg.parse::<RunRef>()?.id()?;
     app.tracking.restore_run(&id).await?;
-    Ok(Json(json!({})))
+    empty()
 }
 
 #[derive(Deserialize)]
@@ -145,7 +144,7 @@ pub async fn log_metric(State(app): State<AppState>, msg: Message) -> ApiResult 
         ..Default::default()
     };
     app.tracking.log_batch(&id, batch).await?;
-    Ok(Json(json!({})))
+    empty()
 }
 
 #[derive(Deserialize)]
@@ -170,7 +169,7 @@ pub async fn log_param(State(app): State<AppState>, msg: Message) -> ApiResult {
         ..Default::default()
     };
     app.tracking.log_batch(&id, batch).await?;
-    Ok(Json(json!({})))
+    empty()
 }
 
 pub async fn set_tag(State(app): State<AppState>, msg: Message) -> ApiResult {
@@ -185,7 +184,7 @@ pub async fn set_tag(State(app): State<AppState>, msg: Message) -> ApiResult {
         ..Default::default()
     };
     app.tracking.log_batch(&id, batch).await?;
-    Ok(Json(json!({})))
+    empty()
 }
 
 pub async fn delete_tag(State(app): State<AppState>, msg: Message) -> ApiResult {
@@ -193,7 +192,7 @@ pub async fn delete_tag(State(app): State<AppState>, msg: Message) -> ApiResult 
     let id = r.run.id()?;
     let key = required(r.key, "key")?;
     app.tracking.delete_tag(&id, &key).await?;
-    Ok(Json(json!({})))
+    empty()
 }
 
 #[derive(Deserialize)]
@@ -222,7 +221,7 @@ pub async fn log_batch(State(app): State<AppState>, msg: Message) -> ApiResult {
         tags: r.tags,
     };
     app.tracking.log_batch(&id, batch).await?;
-    Ok(Json(json!({})))
+    empty()
 }
 
 #[derive(Deserialize)]
@@ -269,7 +268,7 @@ pub async fn log_inputs(State(app): State<AppState>, msg: Message) -> ApiResult 
         .map(|m| required_str(m.model_id, "models.model_id"))
         .collect::<Result<Vec<_>, _>>()?;
     app.tracking.log_inputs(&id, datasets, models).await?;
-    Ok(Json(json!({})))
+    empty()
 }
 
 #[derive(Deserialize)]
@@ -294,7 +293,7 @@ pub async fn log_outputs(State(app): State<AppState>, msg: Message) -> ApiResult
         })
         .collect::<Result<Vec<_>, super::ApiError>>()?;
     app.tracking.log_outputs(&id, models).await?;
-    Ok(Json(json!({})))
+    empty()
 }
 
 #[derive(Deserialize)]
@@ -326,14 +325,7 @@ pub async fn search(State(app): State<AppState>, msg: Message) -> ApiResult {
             r.page_token.as_deref(),
         )
         .await?;
-    let mut out = json!({});
-    if !page.items.is_empty() {
-        out["runs"] = json!(page.items);
-    }
-    if let Some(token) = page.next_page_token {
-        out["next_page_token"] = Value::String(token);
-    }
-    Ok(Json(out))
+    reply(&PageReply::new("runs", page).omit_empty())
 }
 
 #[derive(Deserialize)]
@@ -356,11 +348,7 @@ pub async fn metric_history(State(app): State<AppState>, msg: Message) -> ApiRes
         .tracking
         .metric_history(&id, &key, r.max_results, r.page_token.as_deref())
         .await?;
-    let mut out = json!({ "metrics": page.items });
-    if let Some(token) = page.next_page_token {
-        out["next_page_token"] = Value::String(token);
-    }
-    Ok(Json(out))
+    reply(&PageReply::new("metrics", page))
 }
 
 #[derive(Deserialize)]
@@ -391,5 +379,5 @@ pub async fn metric_history_bulk_interval(State(app): State<AppState>, msg: Mess
         .tracking
         .metric_history_bulk_interval(&run_ids, &key, r.start_step, r.end_step, r.max_results)
         .await?;
-    Ok(Json(json!({ "metrics": metrics })))
+    reply(&Field("metrics", metrics))
 }

@@ -3,4 +3,4 @@
 
 mod tracking;
 
-pub use tracking::{LogBatch, Tracking};
+pub use tracking::{LogBatch, Paged, Tracking};

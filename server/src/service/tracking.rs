@@ -247,7 +247,7 @@ impl Tracking {
         self.store
             .log_batch(
                 run_id,
-                &Batch {
+                Batch {
                     metrics: batch.metrics,
                     params,
                     tags,

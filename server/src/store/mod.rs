@@ -5,6 +5,7 @@
 //! of readers, which is what keeps 64 concurrent clients free of "database is locked".
 
 mod experiments;
+mod group_commit;
 mod runs;
 mod schema;
 mod search;
@@ -51,6 +52,8 @@ pub struct Store {
     writer: AnyPool,
     reader: AnyPool,
     artifact_root: String,
+    /// SQLite only: small writes are grouped into shared transactions.
+    group_commit: Option<group_commit::GroupCommit>,
 }
 
 impl From<sqlx::Error> for MlflowError {
@@ -77,7 +80,7 @@ impl Store {
         let uri = StoreUri::parse(&options.uri).map_err(OpenError::BadUri)?;
         schema::check_before_open(&uri).await?;
         let (writer, reader) = connect_pools(&uri, options.max_connections).await?;
-        let store = Store {
+        let mut store = Store {
             dialect: uri.dialect(),
             writer,
             reader,
@@ -85,6 +88,7 @@ impl Store {
                 .default_artifact_root
                 .trim_end_matches('/')
                 .to_string(),
+            group_commit: None,
         };
         schema::ensure(&store).await?;
         store.ensure_default_experiment().await.map_err(|e| {
@@ -93,6 +97,9 @@ impl Store {
                 e.message
             ))
         })?;
+        if store.dialect == Dialect::Sqlite {
+            store.group_commit = Some(group_commit::GroupCommit::start(store.clone()));
+        }
         Ok(store)
     }
 

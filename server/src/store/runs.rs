@@ -3,11 +3,11 @@
 use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Transaction};
+use sqlx::AnyConnection;
 
 use super::experiments::Page;
 use super::search::{run_clause, run_order};
-use super::sql::{get_f64, get_i64, get_str};
+use super::sql::{get_f64, get_i64, get_str, Dialect};
 use super::{now_ms, Store};
 use crate::domain::search::{Clause, OrderKey};
 use crate::error::{MlflowError, Result};
@@ -19,6 +19,9 @@ use crate::wire::{
 pub const RUN_NAME_TAG: &str = "mlflow.runName";
 const RUN_COLUMNS: &str = "runs.run_uuid, runs.name, runs.user_id, runs.status, runs.start_time, \
      runs.end_time, runs.artifact_uri, runs.lifecycle_stage, runs.experiment_id";
+/// One latest metric as SQLite's JSON aggregation writes it:
+/// `[key, "%.17g value", timestamp, step, is_nan]`.
+type JsonMetric = (String, String, Option<i64>, Option<i64>, Option<i64>);
 /// Rows per `IN (...)` list, well under every database's bound-parameter limit.
 const CHUNK: usize = 500;
 /// MLflow stores infinities as the largest finite doubles.
@@ -170,13 +173,13 @@ impl Store {
     }
 
     /// Fetches the run's info and checks it can be written to.
-    async fn active_run_in(&self, tx: &mut Transaction<'_, Any>, run_id: &str) -> Result<()> {
+    async fn active_run_in(&self, conn: &mut AnyConnection, run_id: &str) -> Result<()> {
         let mut sql = self.sql();
         sql.push("SELECT lifecycle_stage FROM runs WHERE run_uuid = ")
             .bind(run_id);
         let row = sql
             .query()
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *conn)
             .await?
             .ok_or_else(|| not_found(run_id))?;
         let stage = get_str(&row, 0).unwrap_or_default();
@@ -188,53 +191,41 @@ impl Store {
         Ok(())
     }
 
-    /// Adds params, tags and metrics/data to bare run infos, keeping their order.
+    /// Adds params, tags, metrics, inputs and outputs to bare run infos, keeping their
+    /// order. All queries share one reader connection.
     async fn load_runs(&self, infos: Vec<RunInfo>) -> Result<Vec<Run>> {
         let mut data: HashMap<String, (RunData, RunInputs, RunOutputs)> = HashMap::new();
         let ids: Vec<String> = infos.iter().map(|i| i.run_id.clone()).collect();
         let key = self.dialect.key_col();
+        let mut conn = self.reader.acquire().await?;
         for chunk in ids.chunks(CHUNK) {
             let mut sql = self.sql();
             sql.push(&format!(
-                "SELECT run_uuid, {key}, value FROM params WHERE run_uuid IN "
+                "SELECT 0, run_uuid, {key}, value FROM params WHERE run_uuid IN "
+            ))
+            .bind_list(chunk)
+            .push(&format!(
+                " UNION ALL SELECT 1, run_uuid, {key}, value FROM tags WHERE run_uuid IN "
             ))
             .bind_list(chunk);
-            for row in self.fetch_all(&sql).await? {
+            for row in sql.query().fetch_all(&mut *conn).await? {
                 let entry = data
-                    .entry(get_str(&row, 0).unwrap_or_default())
+                    .entry(get_str(&row, 1).unwrap_or_default())
                     .or_default();
-                entry.0.params.push(KeyValue {
-                    key: get_str(&row, 1).unwrap_or_default(),
-                    value: get_str(&row, 2).unwrap_or_default(),
-                });
+                let kv = KeyValue {
+                    key: get_str(&row, 2).unwrap_or_default(),
+                    value: get_str(&row, 3).unwrap_or_default(),
+                };
+                if get_i64(&row, 0) == Some(0) {
+                    entry.0.params.push(kv);
+                } else {
+                    entry.0.tags.push(kv);
+                }
             }
-            let mut sql = self.sql();
-            sql.push(&format!(
-                "SELECT run_uuid, {key}, value FROM tags WHERE run_uuid IN "
-            ))
-            .bind_list(chunk);
-            for row in self.fetch_all(&sql).await? {
-                let entry = data
-                    .entry(get_str(&row, 0).unwrap_or_default())
-                    .or_default();
-                entry.0.tags.push(KeyValue {
-                    key: get_str(&row, 1).unwrap_or_default(),
-                    value: get_str(&row, 2).unwrap_or_default(),
-                });
+            for (run_id, metric) in self.latest_metrics(&mut conn, chunk).await? {
+                data.entry(run_id).or_default().0.metrics.push(metric);
             }
-            let mut sql = self.sql();
-            sql.push(&format!(
-                "SELECT run_uuid, {key}, value, timestamp, step, \
-                 CASE WHEN is_nan THEN 1 ELSE 0 END FROM latest_metrics WHERE run_uuid IN "
-            ))
-            .bind_list(chunk);
-            for row in self.fetch_all(&sql).await? {
-                let entry = data
-                    .entry(get_str(&row, 0).unwrap_or_default())
-                    .or_default();
-                entry.0.metrics.push(metric_from_row(&row, 1));
-            }
-            self.load_inputs(chunk, &mut data).await?;
+            self.load_inputs(&mut conn, chunk, &mut data).await?;
         }
         Ok(infos
             .into_iter()
@@ -251,8 +242,68 @@ impl Store {
             .collect())
     }
 
+    /// The latest value of every metric of `ids`. On SQLite the rows are aggregated to one
+    /// JSON document per run inside the database: a run with thousands of metric keys then
+    /// costs one row transfer instead of thousands.
+    async fn latest_metrics(
+        &self,
+        conn: &mut AnyConnection,
+        ids: &[String],
+    ) -> Result<Vec<(String, Metric)>> {
+        let key = self.dialect.key_col();
+        let mut sql = self.sql();
+        let mut out = Vec::new();
+        if self.dialect == Dialect::Sqlite {
+            // %.17g keeps every bit of the double; the Rust side prints it shortest again.
+            sql.push(&format!(
+                "SELECT run_uuid, json_group_array(json_array({key}, printf('%.17g', value), \
+                 timestamp, step, is_nan)) FROM latest_metrics WHERE run_uuid IN "
+            ))
+            .bind_list(ids)
+            .push(" GROUP BY run_uuid");
+            for row in sql.query().fetch_all(&mut *conn).await? {
+                let run_id = get_str(&row, 0).unwrap_or_default();
+                let json = get_str(&row, 1).unwrap_or_default();
+                let items: Vec<JsonMetric> = serde_json::from_str(&json).map_err(|e| {
+                    MlflowError::internal(format!("cannot read latest metrics: {e}"))
+                })?;
+                for (k, value, timestamp, step, is_nan) in items {
+                    let value = if is_nan.unwrap_or(0) != 0 {
+                        f64::NAN
+                    } else {
+                        value.parse().unwrap_or(0.0)
+                    };
+                    out.push((
+                        run_id.clone(),
+                        Metric {
+                            key: k,
+                            value,
+                            timestamp: timestamp.unwrap_or(0),
+                            step: step.unwrap_or(0),
+                            run_id: None,
+                        },
+                    ));
+                }
+            }
+            return Ok(out);
+        }
+        sql.push(&format!(
+            "SELECT run_uuid, {key}, value, timestamp, step, \
+             CASE WHEN is_nan THEN 1 ELSE 0 END FROM latest_metrics WHERE run_uuid IN "
+        ))
+        .bind_list(ids);
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            out.push((
+                get_str(&row, 0).unwrap_or_default(),
+                metric_from_row(&row, 1),
+            ));
+        }
+        Ok(out)
+    }
+
     async fn load_inputs(
         &self,
+        conn: &mut AnyConnection,
         ids: &[String],
         data: &mut HashMap<String, (RunData, RunInputs, RunOutputs)>,
     ) -> Result<()> {
@@ -264,7 +315,7 @@ impl Store {
              i.destination_type = 'RUN' AND i.destination_id IN ",
         )
         .bind_list(ids);
-        let rows = self.fetch_all(&sql).await?;
+        let rows = sql.query().fetch_all(&mut *conn).await?;
         if !rows.is_empty() {
             let input_ids: Vec<String> = rows.iter().filter_map(|r| get_str(r, 1)).collect();
             let mut tags: HashMap<String, Vec<KeyValue>> = HashMap::new();
@@ -272,7 +323,7 @@ impl Store {
                 let mut sql = self.sql();
                 sql.push("SELECT input_uuid, name, value FROM input_tags WHERE input_uuid IN ")
                     .bind_list(chunk);
-                for row in self.fetch_all(&sql).await? {
+                for row in sql.query().fetch_all(&mut *conn).await? {
                     tags.entry(get_str(&row, 0).unwrap_or_default())
                         .or_default()
                         .push(KeyValue {
@@ -305,7 +356,7 @@ impl Store {
              (source_type = 'RUN_OUTPUT' AND destination_type = 'MODEL_OUTPUT')) AND source_id IN ",
         )
         .bind_list(ids);
-        for row in self.fetch_all(&sql).await? {
+        for row in sql.query().fetch_all(&mut *conn).await? {
             let entry = data
                 .entry(get_str(&row, 0).unwrap_or_default())
                 .or_default();
@@ -371,19 +422,32 @@ impl Store {
     }
 
     /// Writes a batch atomically: either every entity lands or none does.
-    pub async fn log_batch(&self, run_id: &str, batch: &Batch) -> Result<()> {
+    pub async fn log_batch(&self, run_id: &str, batch: Batch) -> Result<()> {
+        if let Some(queue) = &self.group_commit {
+            return queue.submit(run_id.to_string(), batch).await;
+        }
         let mut tx = self.writer.begin().await?;
-        self.active_run_in(&mut tx, run_id).await?;
-        self.insert_params(&mut tx, run_id, &batch.params).await?;
-        self.upsert_tags(&mut tx, run_id, &batch.tags).await?;
-        self.insert_metrics(&mut tx, run_id, &batch.metrics).await?;
+        self.apply_batch(&mut tx, run_id, &batch).await?;
         tx.commit().await?;
         Ok(())
     }
 
+    /// The statements of one log-batch, inside a transaction the caller owns.
+    pub(super) async fn apply_batch(
+        &self,
+        conn: &mut AnyConnection,
+        run_id: &str,
+        batch: &Batch,
+    ) -> Result<()> {
+        self.active_run_in(conn, run_id).await?;
+        self.insert_params(conn, run_id, &batch.params).await?;
+        self.upsert_tags(conn, run_id, &batch.tags).await?;
+        self.insert_metrics(conn, run_id, &batch.metrics).await
+    }
+
     async fn insert_params(
         &self,
-        tx: &mut Transaction<'_, Any>,
+        conn: &mut AnyConnection,
         run_id: &str,
         params: &[KeyValue],
     ) -> Result<()> {
@@ -400,7 +464,7 @@ impl Store {
         .bind_list(params.iter().map(|p| p.key.as_str()));
         let existing: HashMap<String, String> = sql
             .query()
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *conn)
             .await?
             .iter()
             .map(|r| {
@@ -439,14 +503,14 @@ impl Store {
                     .bind(run_id)
                     .push(")");
             }
-            sql.query().execute(&mut **tx).await?;
+            sql.query().execute(&mut *conn).await?;
         }
         Ok(())
     }
 
     async fn upsert_tags(
         &self,
-        tx: &mut Transaction<'_, Any>,
+        conn: &mut AnyConnection,
         run_id: &str,
         tags: &[KeyValue],
     ) -> Result<()> {
@@ -465,7 +529,7 @@ impl Store {
             .bind(run_id)
             .push(&format!(" AND {key} IN "))
             .bind_list(latest.iter().map(|t| t.key.as_str()));
-        sql.query().execute(&mut **tx).await?;
+        sql.query().execute(&mut *conn).await?;
         for chunk in latest.chunks(CHUNK / 3) {
             let mut sql = self.sql();
             sql.push(&format!(
@@ -480,7 +544,7 @@ impl Store {
                     .bind(run_id)
                     .push(")");
             }
-            sql.query().execute(&mut **tx).await?;
+            sql.query().execute(&mut *conn).await?;
         }
         if let Some(name) = latest.iter().find(|t| t.key == RUN_NAME_TAG) {
             let mut sql = self.sql();
@@ -488,14 +552,14 @@ impl Store {
                 .bind(&name.value)
                 .push(" WHERE run_uuid = ")
                 .bind(run_id);
-            sql.query().execute(&mut **tx).await?;
+            sql.query().execute(&mut *conn).await?;
         }
         Ok(())
     }
 
     async fn insert_metrics(
         &self,
-        tx: &mut Transaction<'_, Any>,
+        conn: &mut AnyConnection,
         run_id: &str,
         metrics: &[NewMetric],
     ) -> Result<()> {
@@ -526,7 +590,7 @@ impl Store {
                     .push(")");
             }
             sql.push(self.dialect.insert_ignore_suffix());
-            sql.query().execute(&mut **tx).await?;
+            sql.query().execute(&mut *conn).await?;
         }
         // One upsert per distinct key, with the batch's own maximum, keeps the statement count
         // low for large batches.
@@ -552,7 +616,7 @@ impl Store {
                 .bind(m.step)
                 .bind(is_nan)
                 .bind(run_id)
-                .execute(&mut **tx)
+                .execute(&mut *conn)
                 .await?;
         }
         Ok(())
@@ -705,7 +769,7 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     async fn insert_input(
         &self,
-        tx: &mut Transaction<'_, Any>,
+        conn: &mut AnyConnection,
         input_uuid: &str,
         source_type: &str,
         source_id: &str,
@@ -732,7 +796,7 @@ impl Store {
         .bind(step)
         .push(")")
         .push(self.dialect.insert_ignore_suffix());
-        sql.query().execute(&mut **tx).await?;
+        sql.query().execute(&mut *conn).await?;
         Ok(())
     }
 

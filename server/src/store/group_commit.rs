@@ -1,0 +1,122 @@
+//! Group commit for SQLite's single writer.
+//!
+//! Small writes (log-metric, log-param, set-tag, log-batch) queue here; one task takes
+//! whatever has queued up, applies it in one transaction and commits once, then answers
+//! every request. Each request is still acknowledged only after its data is committed.
+//! If any write in a group fails (a changed param, a deleted run), the group is rolled
+//! back and every write is retried in a transaction of its own, so one bad request never
+//! affects another and a rejected batch writes nothing.
+
+use sqlx::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::runs::Batch;
+use super::Store;
+use crate::error::{ErrorCode, MlflowError, Result};
+
+/// Most entities (metrics + params + tags) committed in one group.
+const MAX_GROUP_ENTITIES: usize = 20_000;
+const QUEUE_DEPTH: usize = 4096;
+
+struct Pending {
+    run_id: String,
+    batch: Batch,
+    done: oneshot::Sender<Result<()>>,
+}
+
+impl Pending {
+    fn size(&self) -> usize {
+        1 + self.batch.metrics.len() + self.batch.params.len() + self.batch.tags.len()
+    }
+}
+
+/// Handle for submitting writes to the group-commit task.
+#[derive(Clone)]
+pub struct GroupCommit {
+    tx: mpsc::Sender<Pending>,
+}
+
+fn stopped() -> MlflowError {
+    MlflowError::new(
+        ErrorCode::TemporarilyUnavailable,
+        "The server is shutting down; the write was not applied.",
+    )
+}
+
+impl GroupCommit {
+    /// Starts the task; `store` must not itself route through a queue.
+    pub fn start(store: Store) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(run(store, rx));
+        GroupCommit { tx }
+    }
+
+    /// Queues a batch and waits until it is committed (or rejected).
+    pub async fn submit(&self, run_id: String, batch: Batch) -> Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Pending {
+                run_id,
+                batch,
+                done,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut size = first.size();
+        let mut group = vec![first];
+        while size < MAX_GROUP_ENTITIES {
+            match rx.try_recv() {
+                Ok(next) => {
+                    size += next.size();
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        commit_group(&store, group).await;
+    }
+}
+
+async fn commit_group(store: &Store, group: Vec<Pending>) {
+    if group.len() > 1 {
+        match apply_all(store, &group).await {
+            Ok(()) => {
+                for p in group {
+                    let _ = p.done.send(Ok(()));
+                }
+                return;
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, size = group.len(), "group rolled back; retrying one by one");
+            }
+        }
+    }
+    for p in group {
+        let result = apply_one(store, &p).await;
+        let _ = p.done.send(result);
+    }
+}
+
+async fn apply_all(store: &Store, group: &[Pending]) -> Result<()> {
+    let mut conn = store.writer.acquire().await?;
+    let mut tx = conn.begin().await?;
+    for p in group {
+        store.apply_batch(&mut tx, &p.run_id, &p.batch).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn apply_one(store: &Store, p: &Pending) -> Result<()> {
+    let mut conn = store.writer.acquire().await?;
+    let mut tx = conn.begin().await?;
+    store.apply_batch(&mut tx, &p.run_id, &p.batch).await?;
+    tx.commit().await?;
+    Ok(())
+}
