@@ -5,6 +5,7 @@
 //! (MLflow's SQL schema through sqlx). [`domain`] holds the rules that need neither HTTP
 //! nor SQL, [`wire`] the JSON format, and [`cli`] the command line.
 
+pub mod artifacts;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use mlflow_server::artifacts::ArtifactRepo;
 use mlflow_server::cli::{Cli, Command, ServerArgs};
 use mlflow_server::config::ServerConfig;
 use mlflow_server::http::{self, AppState};
@@ -57,8 +58,17 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         max_connections: (config.workers as u32 * 2).clamp(4, 64),
     })
     .await?;
+    let artifacts = if config.serve_artifacts {
+        Some(
+            ArtifactRepo::open(&config.artifacts_destination)
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?,
+        )
+    } else {
+        None
+    };
     let state = AppState {
         tracking: Tracking::new(store.clone()),
+        artifacts,
         config: Arc::new(config),
     };
     let result = http::serve(state, addr).await;

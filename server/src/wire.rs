@@ -55,6 +55,12 @@ pub struct Metric {
     pub timestamp: i64,
     pub step: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
 }
 
@@ -125,6 +131,59 @@ pub struct Run {
     pub inputs: RunInputs,
     #[serde(skip_serializing_if = "RunOutputs::is_empty")]
     pub outputs: RunOutputs,
+}
+
+/// `LoggedModelStatus` names by proto number.
+pub const LOGGED_MODEL_STATUSES: [&str; 4] = [
+    "LOGGED_MODEL_STATUS_UNSPECIFIED",
+    "LOGGED_MODEL_PENDING",
+    "LOGGED_MODEL_READY",
+    "LOGGED_MODEL_UPLOAD_FAILED",
+];
+
+/// The number of a `LoggedModelStatus` given as a name or a number.
+pub fn logged_model_status_number(v: &Value) -> Option<i64> {
+    match v {
+        Value::String(s) => LOGGED_MODEL_STATUSES
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(s))
+            .map(|i| i as i64)
+            .or_else(|| s.parse().ok().filter(|n| (0..4).contains(n))),
+        Value::Number(n) => n.as_i64().filter(|n| (0..4).contains(n)),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoggedModelInfo {
+    pub model_id: String,
+    pub experiment_id: String,
+    pub name: String,
+    pub creation_timestamp_ms: i64,
+    pub last_updated_timestamp_ms: i64,
+    pub artifact_uri: String,
+    pub status: String,
+    pub model_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<KeyValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct LoggedModelData {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<KeyValue>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metric>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoggedModel {
+    pub info: LoggedModelInfo,
+    pub data: LoggedModelData,
 }
 
 /// Writes a double the way MLflow does: finite numbers as numbers, the rest as strings.
@@ -335,6 +394,9 @@ mod tests {
             value: f64::NAN,
             timestamp: 1,
             step: 0,
+            dataset_name: None,
+            dataset_digest: None,
+            model_id: None,
             run_id: None,
         };
         assert_eq!(

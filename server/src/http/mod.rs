@@ -1,9 +1,11 @@
 //! The HTTP layer: routes under `/api/2.0` and `/ajax-api/2.0`, request decoding,
 //! error mapping, request logging and graceful shutdown.
 
+mod artifacts;
 mod error;
 mod experiments;
 mod infra;
+mod logged_models;
 mod reply;
 pub mod request;
 mod runs;
@@ -11,8 +13,9 @@ mod runs;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -26,6 +29,8 @@ use crate::service::Tracking;
 #[derive(Clone)]
 pub struct AppState {
     pub tracking: Tracking,
+    /// The proxied artifact root; `None` with `--no-serve-artifacts`.
+    pub artifacts: Option<crate::artifacts::ArtifactRepo>,
     pub config: Arc<ServerConfig>,
 }
 
@@ -69,6 +74,26 @@ fn mlflow_routes() -> Router<AppState> {
         .route("/mlflow/runs/outputs", post(runs::log_outputs))
         .route("/mlflow/runs/set-tag", post(runs::set_tag))
         .route("/mlflow/runs/delete-tag", post(runs::delete_tag))
+        .route("/mlflow/logged-models", post(logged_models::create))
+        .route("/mlflow/logged-models/search", post(logged_models::search))
+        .route(
+            "/mlflow/logged-models/{model_id}",
+            get(logged_models::get)
+                .patch(logged_models::finalize)
+                .delete(logged_models::delete),
+        )
+        .route(
+            "/mlflow/logged-models/{model_id}/tags",
+            patch(logged_models::set_tags),
+        )
+        .route(
+            "/mlflow/logged-models/{model_id}/tags/{tag_key}",
+            delete(logged_models::delete_tag),
+        )
+        .route(
+            "/mlflow/logged-models/{model_id}/params",
+            post(logged_models::log_params),
+        )
         .route("/mlflow/metrics/get-history", get(runs::metric_history))
         .route(
             "/mlflow/metrics/get-history-bulk-interval",
@@ -80,17 +105,39 @@ fn mlflow_routes() -> Router<AppState> {
         )
 }
 
+/// The proxied artifact routes; uploads are streamed, so no body limit applies.
+fn artifact_routes() -> Router<AppState> {
+    Router::new()
+        .route("/mlflow-artifacts/artifacts", get(artifacts::list))
+        .route(
+            "/mlflow-artifacts/artifacts/",
+            get(artifacts::list).put(artifacts::missing_path),
+        )
+        .route(
+            "/mlflow-artifacts/artifacts/{*path}",
+            get(artifacts::download)
+                .put(artifacts::upload)
+                .delete(artifacts::delete),
+        )
+        .layer(DefaultBodyLimit::disable())
+}
+
 /// Builds the whole application.
 pub fn router(state: AppState) -> Router {
     let prefix = state.config.static_prefix.clone();
+    let tracking = if state.config.artifacts_only {
+        Router::new().fallback(|| async { artifacts::artifacts_only() })
+    } else {
+        mlflow_routes().route("/mlflow/artifacts/list", get(artifacts::list_run))
+    };
     let api = Router::new()
         .route("/health", get(infra::health))
         .route("/version", get(infra::version))
         .route("/api/2.0/experiments", get(experiments::list_array))
         .route("/api/3.0/mlflow/server-info", get(infra::server_info))
         .route("/ajax-api/3.0/mlflow/server-info", get(infra::server_info))
-        .nest("/api/2.0", mlflow_routes())
-        .nest("/ajax-api/2.0", mlflow_routes())
+        .nest("/api/2.0", artifact_routes().merge(tracking.clone()))
+        .nest("/ajax-api/2.0", artifact_routes().merge(tracking))
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found);
     let app = match prefix.as_deref() {

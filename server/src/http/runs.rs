@@ -114,6 +114,12 @@ struct MetricIn {
     timestamp: Option<i64>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
     step: Option<i64>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    model_id: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    dataset_name: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    dataset_digest: Option<String>,
 }
 
 impl MetricIn {
@@ -123,6 +129,9 @@ impl MetricIn {
             value: required(self.value, "value")?,
             timestamp: required(self.timestamp, "timestamp")?,
             step: self.step.unwrap_or(0),
+            model_id: self.model_id.filter(|s| !s.is_empty()),
+            dataset_name: self.dataset_name.filter(|s| !s.is_empty()),
+            dataset_digest: self.dataset_digest.filter(|s| !s.is_empty()),
         })
     }
 }

@@ -1,6 +1,9 @@
 //! MLflow's rules between the HTTP layer and the store: validation, limits, truncation,
 //! defaults and run-name generation. Handlers call these; these call the store.
 
+mod logged_models;
 mod tracking;
+
+pub use logged_models::ModelOrderIn;
 
 pub use tracking::{LogBatch, Paged, Tracking};

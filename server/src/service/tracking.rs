@@ -448,6 +448,9 @@ mod tests {
             value: step as f64,
             timestamp: 0,
             step,
+            dataset_name: None,
+            dataset_digest: None,
+            model_id: None,
             run_id: Some(run.into()),
         }
     }

@@ -6,6 +6,7 @@
 
 mod experiments;
 mod group_commit;
+mod logged_models;
 mod runs;
 mod schema;
 mod search;
@@ -21,6 +22,7 @@ use crate::error::{ErrorCode, MlflowError};
 use sql::{Dialect, Sql};
 pub use uri::StoreUri;
 
+pub use logged_models::{model_column, ModelOrder, NewLoggedModel};
 pub use runs::{Batch, NewDatasetInput, NewMetric, RunUpdate, RUN_NAME_TAG};
 pub use schema::MLFLOW_SCHEMA_REVISION;
 

@@ -50,6 +50,10 @@ pub struct NewMetric {
     pub value: f64,
     pub timestamp: i64,
     pub step: i64,
+    /// Set when the metric is also a logged model's (MLflow 3 `log_model`).
+    pub model_id: Option<String>,
+    pub dataset_name: Option<String>,
+    pub dataset_digest: Option<String>,
 }
 
 /// Everything one log-batch writes, applied in one transaction.
@@ -96,6 +100,9 @@ fn metric_from_row(row: &AnyRow, key_idx: usize) -> Metric {
         },
         timestamp: get_i64(row, key_idx + 2).unwrap_or(0),
         step: get_i64(row, key_idx + 3).unwrap_or(0),
+        dataset_name: None,
+        dataset_digest: None,
+        model_id: None,
         run_id: None,
     }
 }
@@ -173,9 +180,10 @@ impl Store {
     }
 
     /// Fetches the run's info and checks it can be written to.
-    async fn active_run_in(&self, conn: &mut AnyConnection, run_id: &str) -> Result<()> {
+    /// Checks the run can be written to and returns its experiment id.
+    async fn active_run_in(&self, conn: &mut AnyConnection, run_id: &str) -> Result<i64> {
         let mut sql = self.sql();
-        sql.push("SELECT lifecycle_stage FROM runs WHERE run_uuid = ")
+        sql.push("SELECT lifecycle_stage, experiment_id FROM runs WHERE run_uuid = ")
             .bind(run_id);
         let row = sql
             .query()
@@ -188,7 +196,7 @@ impl Store {
                 "The run {run_id} must be in the 'active' state. Current state is {stage}."
             )));
         }
-        Ok(())
+        Ok(get_i64(&row, 1).unwrap_or(0))
     }
 
     /// Adds params, tags, metrics, inputs and outputs to bare run infos, keeping their
@@ -280,6 +288,9 @@ impl Store {
                             value,
                             timestamp: timestamp.unwrap_or(0),
                             step: step.unwrap_or(0),
+                            dataset_name: None,
+                            dataset_digest: None,
+                            model_id: None,
                             run_id: None,
                         },
                     ));
@@ -439,10 +450,12 @@ impl Store {
         run_id: &str,
         batch: &Batch,
     ) -> Result<()> {
-        self.active_run_in(conn, run_id).await?;
+        let experiment_id = self.active_run_in(conn, run_id).await?;
         self.insert_params(conn, run_id, &batch.params).await?;
         self.upsert_tags(conn, run_id, &batch.tags).await?;
-        self.insert_metrics(conn, run_id, &batch.metrics).await
+        self.insert_metrics(conn, run_id, &batch.metrics).await?;
+        self.insert_model_metrics(conn, run_id, experiment_id, &batch.metrics)
+            .await
     }
 
     async fn insert_params(
@@ -618,6 +631,50 @@ impl Store {
                 .bind(run_id)
                 .execute(&mut *conn)
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Metrics that carry a `model_id` are also recorded for that logged model.
+    async fn insert_model_metrics(
+        &self,
+        conn: &mut AnyConnection,
+        run_id: &str,
+        experiment_id: i64,
+        metrics: &[NewMetric],
+    ) -> Result<()> {
+        for m in metrics {
+            let Some(model_id) = &m.model_id else {
+                continue;
+            };
+            let (value, _) = stored_value(m.value);
+            let mut sql = self.sql();
+            sql.push(&self.dialect.insert_ignore(
+                "logged_model_metrics",
+                "model_id, metric_name, metric_timestamp_ms, metric_step, metric_value, \
+                 experiment_id, run_id, dataset_name, dataset_digest",
+            ))
+            .push("(")
+            .bind(model_id)
+            .push(", ")
+            .bind(&m.key)
+            .push(", ")
+            .bind(m.timestamp)
+            .push(", ")
+            .bind(m.step)
+            .push(", ")
+            .bind(if m.value.is_nan() { f64::NAN } else { value })
+            .push(", ")
+            .bind(experiment_id)
+            .push(", ")
+            .bind(run_id)
+            .push(", ")
+            .bind(m.dataset_name.clone())
+            .push(", ")
+            .bind(m.dataset_digest.clone())
+            .push(")")
+            .push(self.dialect.insert_ignore_suffix());
+            sql.query().execute(&mut *conn).await?;
         }
         Ok(())
     }

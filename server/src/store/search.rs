@@ -4,7 +4,7 @@ use super::sql::{Arg, Dialect, Sql};
 use crate::domain::search::{Clause, Comparator, Entity, Literal, OrderKey};
 
 /// Appends `column <cmp> value` for one comparison; the value is always bound.
-fn push_compare(sql: &mut Sql, column: &str, cmp: Comparator, value: &Literal) {
+pub(super) fn push_compare(sql: &mut Sql, column: &str, cmp: Comparator, value: &Literal) {
     let dialect = sql.dialect;
     match (cmp, value) {
         (Comparator::Like, Literal::Str(s)) => dialect.push_like(sql, column, s),

@@ -9,6 +9,7 @@ use crate::error::{MlflowError, Result};
 pub enum SearchTarget {
     Runs,
     Experiments,
+    LoggedModels,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,8 @@ impl SearchTarget {
             (Self::Runs, "metric" | "metrics") => Some(Entity::Metric),
             (Self::Runs, "param" | "params" | "parameter" | "parameters") => Some(Entity::Param),
             (Self::Runs, "dataset" | "datasets") => Some(Entity::Dataset),
+            (Self::LoggedModels, "param" | "params") => Some(Entity::Param),
+            (Self::LoggedModels, "metric" | "metrics") => Some(Entity::Metric),
             _ => None,
         }
     }
@@ -44,6 +47,18 @@ impl SearchTarget {
                 "artifact_uri" => Some(("artifact_uri", TEXT)),
                 "start_time" | "created" | "Created" => Some(("start_time", AttrType::Number)),
                 "end_time" => Some(("end_time", AttrType::Number)),
+                _ => None,
+            },
+            Self::LoggedModels => match name {
+                "name" => Some(("name", ID)),
+                "model_id" => Some(("model_id", ID)),
+                "model_type" => Some(("model_type", ID)),
+                "status" => Some(("status", ID)),
+                "source_run_id" => Some(("source_run_id", ID)),
+                "creation_timestamp" | "creation_time" => {
+                    Some(("creation_timestamp", AttrType::Number))
+                }
+                "last_updated_timestamp" => Some(("last_updated_timestamp", AttrType::Number)),
                 _ => None,
             },
             Self::Experiments => match name {
@@ -73,6 +88,7 @@ impl SearchTarget {
         match self {
             Self::Runs => "['metrics', 'params', 'tags', 'attributes', 'datasets']",
             Self::Experiments => "['attributes', 'tags']",
+            Self::LoggedModels => "['attributes', 'tags', 'params', 'metrics']",
         }
     }
 
@@ -83,6 +99,10 @@ impl SearchTarget {
                  'end_time', 'created']"
             }
             Self::Experiments => "['name', 'experiment_id', 'creation_time', 'last_update_time']",
+            Self::LoggedModels => {
+                "['name', 'model_id', 'model_type', 'status', 'source_run_id', \
+                 'creation_timestamp', 'last_updated_timestamp']"
+            }
         }
     }
 
