@@ -1,5 +1,4 @@
-//! `preset`: the YAML playbook executor (see issue 3). Placeholder until it lands.
+//! `preset`: applies YAML playbooks and presets (see `preset --help`).
 fn main() {
-    eprintln!("preset: not implemented yet");
-    std::process::exit(2);
+    std::process::exit(preset::run());
 }

@@ -1,0 +1,272 @@
+//! Preset definitions: typed parameters, derived variables and steps, loaded from the copy
+//! embedded in the binary or from `--presets-dir`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::diag::{did_you_mean, Diag, Source};
+use crate::spec::{Ordered, StepSpec, Tpl};
+
+/// Presets compiled into the binary: (name, preset.yml).
+const EMBEDDED_PRESETS: &[(&str, &str)] =
+    &[("mlflow", include_str!("../presets/mlflow/preset.yml"))];
+
+/// Templates compiled into the binary: (file name, text).
+const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
+    (
+        "mlflow.service.tera",
+        include_str!("../templates/mlflow.service.tera"),
+    ),
+    (
+        "mlflow.env.tera",
+        include_str!("../templates/mlflow.env.tera"),
+    ),
+    (
+        "mlflow.plist.tera",
+        include_str!("../templates/mlflow.plist.tera"),
+    ),
+];
+
+/// A preset file (`presets/NAME/preset.yml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresetDef {
+    pub name: String,
+    pub description: String,
+    pub version: Option<String>,
+    pub platforms: Option<Vec<String>>,
+    pub parameters: Ordered<ParamSpec>,
+    pub vars: Option<Ordered<Tpl>>,
+    pub steps: Vec<Spanned<StepSpec>>,
+}
+
+/// Parameter types a preset may declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    String,
+    Bool,
+    Int,
+    /// An http(s) URL with a host; exposes `NAME_host`, `NAME_port`, `NAME_scheme`.
+    Url,
+    /// Any URI with a scheme (`sqlite:///x`, `postgresql://u:p@h/db`).
+    Uri,
+    /// A URI or an absolute path.
+    Location,
+    /// An absolute path.
+    Path,
+    List,
+    Map,
+    Object,
+    Sha256,
+}
+
+impl ParamType {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::String => "string",
+            Self::Bool => "bool",
+            Self::Int => "int",
+            Self::Url => "url",
+            Self::Uri => "uri",
+            Self::Location => "location",
+            Self::Path => "path",
+            Self::List => "list",
+            Self::Map => "map",
+            Self::Object => "object",
+            Self::Sha256 => "sha256",
+        }
+    }
+}
+
+/// One declared parameter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamSpec {
+    #[serde(rename = "type")]
+    pub ty: ParamType,
+    pub default: Option<serde_json::Value>,
+    pub required: Option<bool>,
+    #[serde(rename = "enum")]
+    pub choices: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub secret: Option<bool>,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    pub schemes: Option<Vec<String>>,
+    pub properties: Option<Ordered<ParamSpec>>,
+}
+
+/// Where presets and templates come from.
+#[derive(Debug, Clone, Default)]
+pub struct Library {
+    pub dir: Option<PathBuf>,
+}
+
+/// A loaded preset with its source (for diagnostics).
+pub struct Loaded {
+    pub source: Arc<Source>,
+    pub def: PresetDef,
+}
+
+impl Library {
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        Self { dir }
+    }
+
+    /// Names of the available presets.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = EMBEDDED_PRESETS
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        if let Some(dir) = &self.dir {
+            if let Ok(rd) = std::fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    if e.path().join("preset.yml").is_file() {
+                        names.push(e.file_name().to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Reads the text of preset `name`, preferring `--presets-dir`.
+    fn text(&self, name: &str) -> Option<(String, String)> {
+        if let Some(dir) = &self.dir {
+            let p = dir.join(name).join("preset.yml");
+            if let Ok(t) = std::fs::read_to_string(&p) {
+                return Some((p.display().to_string(), t));
+            }
+        }
+        EMBEDDED_PRESETS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, t)| (format!("presets/{n}/preset.yml"), t.to_string()))
+    }
+
+    /// Loads and parses preset `name`.
+    pub fn load(&self, name: &str) -> Result<Loaded, Diag> {
+        let valid = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let found = if valid { self.text(name) } else { None };
+        let Some((path, text)) = found else {
+            let mut d = Diag::plain(format!("unknown preset `{name}`"));
+            let names = self.names();
+            d.help = did_you_mean(name, names.iter().map(String::as_str))
+                .or_else(|| Some(format!("available presets: {}", names.join(", "))));
+            return Err(d);
+        };
+        let source = Source::new(path, text);
+        let def: PresetDef = crate::yaml::parse(&source)?;
+        if def.name != name {
+            return Err(Diag::plain(format!(
+                "{}: preset declares name `{}`, expected `{name}`",
+                source.name, def.name
+            )));
+        }
+        Ok(Loaded { source, def })
+    }
+
+    /// Finds a file template: `--presets-dir/PRESET/templates/NAME`,
+    /// `--presets-dir/../templates/NAME`, then the embedded copy. Playbook-level templates are
+    /// paths relative to the playbook.
+    pub fn template(
+        &self,
+        preset: Option<&str>,
+        base: &Path,
+        name: &str,
+    ) -> Option<(String, String)> {
+        match preset {
+            None => {
+                let p = base.join(name);
+                std::fs::read_to_string(&p)
+                    .ok()
+                    .map(|t| (p.display().to_string(), t))
+            }
+            Some(preset) => {
+                if let Some(dir) = &self.dir {
+                    for p in [
+                        dir.join(preset).join("templates").join(name),
+                        dir.join("..").join("templates").join(name),
+                    ] {
+                        if let Ok(t) = std::fs::read_to_string(&p) {
+                            return Some((p.display().to_string(), t));
+                        }
+                    }
+                }
+                EMBEDDED_TEMPLATES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(n, t)| (format!("templates/{n}"), t.to_string()))
+            }
+        }
+    }
+}
+
+/// Human-readable description of a preset (`preset show NAME`).
+pub fn describe(def: &PresetDef) -> String {
+    let mut s = format!("{}: {}\n", def.name, def.description.trim());
+    if let Some(p) = &def.platforms {
+        s.push_str(&format!("platforms: {}\n", p.join(", ")));
+    }
+    s.push_str("\nparameters:\n");
+    for (name, p) in &def.parameters.0 {
+        let mut ty = p.ty.name().to_string();
+        if let Some(c) = &p.choices {
+            ty = c.join("|");
+        }
+        let default = match &p.default {
+            Some(serde_json::Value::String(v)) => v.clone(),
+            Some(v) => v.to_string(),
+            None if p.required == Some(true) => "(required)".into(),
+            None => "-".into(),
+        };
+        s.push_str(&format!("  {name:<22} {ty:<16} default: {default}\n"));
+        if let Some(d) = &p.description {
+            s.push_str(&format!("  {:<22} {}\n", "", d.trim()));
+        }
+        if let Some(props) = &p.properties {
+            for (pn, pp) in &props.0 {
+                s.push_str(&format!("    .{pn:<19} {}\n", pp.ty.name()));
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_mlflow_preset_parses() {
+        let lib = Library::default();
+        let loaded = lib
+            .load("mlflow")
+            .unwrap_or_else(|d| panic!("{}", d.render()));
+        assert_eq!(loaded.def.name, "mlflow");
+        assert!(loaded
+            .def
+            .parameters
+            .0
+            .iter()
+            .any(|(n, _)| n == "tracking_uri"));
+        assert!(describe(&loaded.def).contains("backend_store_uri"));
+    }
+
+    #[test]
+    fn unknown_preset_suggests() {
+        let d = Library::default().load("mlflw").err().unwrap();
+        assert_eq!(d.help.as_deref(), Some("did you mean `mlflow`?"));
+        assert!(Library::default().load("../etc").is_err());
+    }
+}
