@@ -169,6 +169,29 @@ def cmd_startup(a):
     write_json(a.out, res)
 
 
+def cmd_launch(a):
+    """Start a server in its own session, wait for /health, print its pid; it keeps running.
+
+    Timing here (not in bash) keeps the helper's own start-up out of the measurement."""
+    log = open(a.log, "wb")
+    t0 = time.monotonic()
+    proc = subprocess.Popen(a.argv, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    with open(a.pid_file, "w") as f:
+        f.write(f"{proc.pid}\n")
+    try:
+        ok = wait_healthy(a.port, a.timeout, proc)
+    except BaseException:
+        kill_group(proc, grace=2)
+        raise
+    ms = (time.monotonic() - t0) * 1000
+    if not ok:
+        kill_group(proc, grace=2)
+        return 1
+    write_json(a.out, {"start_ms": round(ms, 1), "pid": proc.pid})
+    return 0
+
+
 # ---------------------------------------------------------------- setup
 
 def create_run(cl, exp_id, name):
@@ -419,6 +442,17 @@ def status_kb(pid):
     return vals
 
 
+def pss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def cmd_rss(a):
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -427,8 +461,12 @@ def cmd_rss(a):
     hwm = {}
     phase_peaks = {}
     phase_file = a.phase_file
+    peak_pss, last_pss = 0, 0.0
     while not stop.is_set():
         pids = tree(a.pid)
+        if time.monotonic() - last_pss >= 1.0:  # PSS is costlier to read: once a second
+            last_pss = time.monotonic()
+            peak_pss = max(peak_pss, sum(pss_kb(p) for p in pids))
         total, n = 0, 0
         for p in pids:
             v = status_kb(p)
@@ -450,6 +488,7 @@ def cmd_rss(a):
             phase_peaks[phase] = max(phase_peaks.get(phase, 0), total)
         stop.wait(a.interval)
     write_json(a.out, {"peak_rss_sum_kb": peak_sum, "sum_vmhwm_kb": sum(hwm.values()),
+                       "peak_pss_sum_kb": peak_pss,
                        "max_processes": peak_procs, "samples": samples,
                        "phase_peak_rss_kb": phase_peaks})
 
@@ -579,14 +618,19 @@ def cmd_report(a):
             return None, "not measured"
         mb = x["peak_rss_sum_kb"] / 1024
         cell = fmt_num(mb, " MB")
+        extra = []
         if x.get("max_processes", 1) > 1:
-            cell += f" ({x['max_processes']} processes)"
+            extra.append(f"{x['max_processes']} processes")
+        if x.get("peak_pss_sum_kb"):
+            extra.append(f"PSS {fmt_num(x['peak_pss_sum_kb'] / 1024, ' MB')}")
+        if extra:
+            cell += " (" + ", ".join(extra) + ")"
         return mb, cell
 
     mo, moc = rss_cell("ours")
     mp, mpc = rss_cell("python")
     r = ratio(mo, mp, invert=True)
-    rows.append(("peak RSS during setup and all workloads (sum over process tree)", moc, mpc,
+    rows.append(("peak RSS during the workloads (sum of VmRSS over the process tree)", moc, mpc,
                  fmt_num(r, "x") if r else "n/a",
                  target_cell(mo, "< 50 MB", mo is not None and mo < 50)))
 
@@ -607,10 +651,12 @@ def cmd_report(a):
         x = R[s].get("setup") if seed == "each" else (seed_setup if s == seed else None)
         return (x or {}).get("search_setup_s")
 
+    measured_sides = meta.get("sides", "ours python").split()
+
     def setup_cell(s, t):
         if t is not None:
             return fmt_num(t, " s")
-        if seed != "each" and seed != s:
+        if seed != "each" and seed != s and s in measured_sides:
             return f"not measured (store copied from {seed})"
         return "not measured"
     to, tp = setup_time("ours"), setup_time("python")
@@ -705,6 +751,14 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- argv with {port} and {dir}")
 
+    p = sub.add_parser("launch")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--log", required=True)
+    p.add_argument("--pid-file", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("argv", nargs=argparse.REMAINDER)
+
     p = sub.add_parser("setup")
     p.add_argument("--url", required=True)
     p.add_argument("--runs", type=int, default=10000)
@@ -761,6 +815,10 @@ def main():
         if a.argv and a.argv[0] == "--":
             a.argv = a.argv[1:]
         cmd_startup(a)
+    elif a.cmd == "launch":
+        if a.argv and a.argv[0] == "--":
+            a.argv = a.argv[1:]
+        return cmd_launch(a)
     elif a.cmd == "setup":
         cmd_setup(a)
     elif a.cmd == "warm":
