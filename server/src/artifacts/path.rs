@@ -36,6 +36,9 @@ fn check_form(raw: &str, text: &str) -> Result<()> {
             return Err(invalid(raw, why));
         }
     }
+    if text.contains('\u{FFFD}') {
+        return Err(invalid(raw, "not valid UTF-8"));
+    }
     if text.chars().any(char::is_control) {
         return Err(invalid(raw, "control characters are not allowed"));
     }

@@ -12,10 +12,17 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
-use object_store::{GetOptions, GetRange, ObjectStore, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart};
 
 use super::path::RelPath;
 use crate::error::{MlflowError, Result};
+
+/// Files up to this size are written with one request.
+const SINGLE_PUT_LIMIT: usize = 8 * 1024 * 1024;
+
+fn interrupted(e: impl std::fmt::Display) -> MlflowError {
+    MlflowError::invalid(format!("The upload was interrupted: {e}"))
+}
 
 /// One entry of a directory listing.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +64,16 @@ fn storage_error(err: object_store::Error) -> MlflowError {
             )
         }
     }
+}
+
+/// A write that fails is the storage's fault, even when the backend says "not found"
+/// (a missing bucket or container).
+fn write_error(err: object_store::Error) -> MlflowError {
+    tracing::warn!(error = %err, "artifact write failed");
+    MlflowError::new(
+        crate::error::ErrorCode::TemporarilyUnavailable,
+        format!("Artifact storage failed: {err}"),
+    )
 }
 
 fn bad_uri(uri: &str, why: impl std::fmt::Display) -> MlflowError {
@@ -106,10 +123,21 @@ impl ArtifactRepo {
             }
             "gs" => {
                 let (bucket, prefix) = bucket_and_prefix(rest);
-                let store = GoogleCloudStorageBuilder::from_env()
-                    .with_bucket_name(&bucket)
-                    .build()
-                    .map_err(|e| bad_uri(uri, e))?;
+                let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket);
+                // The variable Google's own client libraries honour for emulators.
+                if let Ok(host) = std::env::var("STORAGE_EMULATOR_HOST") {
+                    let base = if host.contains("://") {
+                        host
+                    } else {
+                        format!("http://{host}")
+                    };
+                    let key = serde_json::json!({
+                        "private_key": "", "private_key_id": "", "client_email": "",
+                        "gcs_base_url": base.trim_end_matches('/'), "disable_oauth": true,
+                    });
+                    builder = builder.with_service_account_key(key.to_string());
+                }
+                let store = builder.build().map_err(|e| bad_uri(uri, e))?;
                 Ok(Self::remote(uri, Arc::new(store), prefix))
             }
             "wasbs" | "wasb" | "abfss" | "abfs" => {
@@ -272,31 +300,49 @@ impl ArtifactRepo {
                 )));
             }
         }
-        let upload = self
-            .store
-            .put_multipart(&path)
-            .await
-            .map_err(storage_error)?;
-        let mut writer = WriteMultipart::new(upload);
-        let mut total = 0u64;
+        // Small files go up in one request; larger ones stream through a multipart upload.
+        // Both are atomic: readers never see a partial object under the final name.
         let mut body = body;
+        let mut head: Vec<u8> = Vec::new();
+        let mut total = 0u64;
         loop {
             match body.next().await {
                 Some(Ok(chunk)) => {
                     total += chunk.len() as u64;
-                    writer.wait_for_capacity(4).await.map_err(storage_error)?;
+                    head.extend_from_slice(&chunk);
+                    if head.len() >= SINGLE_PUT_LIMIT {
+                        break;
+                    }
+                }
+                Some(Err(e)) => return Err(interrupted(e)),
+                None => {
+                    self.store
+                        .put(&path, PutPayload::from(head))
+                        .await
+                        .map_err(write_error)?;
+                    return Ok(total);
+                }
+            }
+        }
+        let upload = self.store.put_multipart(&path).await.map_err(write_error)?;
+        let mut writer = WriteMultipart::new(upload);
+        writer.write(&head);
+        drop(head);
+        loop {
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    total += chunk.len() as u64;
+                    writer.wait_for_capacity(4).await.map_err(write_error)?;
                     writer.write(&chunk);
                 }
                 Some(Err(e)) => {
                     let _ = writer.abort().await;
-                    return Err(MlflowError::invalid(format!(
-                        "The upload was interrupted: {e}"
-                    )));
+                    return Err(interrupted(e));
                 }
                 None => break,
             }
         }
-        writer.finish().await.map_err(storage_error)?;
+        writer.finish().await.map_err(write_error)?;
         Ok(total)
     }
 

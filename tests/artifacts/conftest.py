@@ -1,0 +1,173 @@
+"""Fixtures for the artifact suite: our server on a free port, and the storage emulators
+(moto for S3, Azurite for Azure Blob) started from tests/emulators/setup.sh."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+EMU_VENV = REPO / ".venv-emulators"
+AZURITE = REPO / "tests/emulators/node_modules/.bin/azurite-blob"
+# Azurite's documented development account; not a secret.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def server_binary():
+    return os.environ.get("MLFLOW_E2E_SERVER", str(REPO / "target/debug/mlflow"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=60, proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+class Server:
+    """Our `mlflow server` running in its own temporary directory."""
+
+    def __init__(self, args=(), env=None):
+        self.dir = Path(tempfile.mkdtemp(prefix="mlflow-art-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.artifact_root = self.dir / "mlartifacts"
+        self.log = open(self.dir / "server.log", "w")
+        cmd = [
+            server_binary(),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--backend-store-uri",
+            f"sqlite:///{self.dir}/mlflow.db",
+            *args,
+        ]
+        if not any(a.startswith("--artifacts-destination") for a in args):
+            cmd += ["--artifacts-destination", str(self.artifact_root)]
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.dir, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+        wait_http(self.url + "/health", proc=self.proc)
+
+    def peak_rss_kb(self):
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmHWM")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+    def log_tail(self, n=40):
+        return "\n".join((self.dir / "server.log").read_text().splitlines()[-n:])
+
+
+@pytest.fixture(scope="session")
+def emulators_ready():
+    subprocess.run([str(REPO / "tests/emulators/setup.sh")], check=True)
+
+
+@pytest.fixture(scope="session")
+def moto(emulators_ready):
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(EMU_VENV / "bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url, proc=proc)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def azurite(emulators_ready):
+    port = free_port()
+    data = tempfile.mkdtemp(prefix="azurite-")
+    proc = subprocess.Popen(
+        [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", data,
+         "--skipApiVersionCheck", "--loose"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_http(f"http://127.0.0.1:{port}/", proc=proc)
+    yield (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
+    )
+    proc.terminate()
+    proc.wait(10)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def _emu_python(code, env):
+    subprocess.run([str(EMU_VENV / "bin/python"), "-c", code], check=True, env={**os.environ, **env})
+
+
+def start_backend(kind, request):
+    """Starts our server with its artifacts on `kind` (local, s3 or azure)."""
+    if kind == "local":
+        return Server()
+    name = "b" + uuid.uuid4().hex[:12]
+    if kind == "s3":
+        endpoint = request.getfixturevalue("moto")
+        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1", "MLFLOW_S3_ENDPOINT_URL": endpoint}
+        _emu_python(
+            "import boto3, os; boto3.client('s3', endpoint_url=os.environ['MLFLOW_S3_ENDPOINT_URL'])"
+            f".create_bucket(Bucket='{name}')",
+            env,
+        )
+        return Server(["--artifacts-destination", f"s3://{name}/prefix"], env)
+    if kind == "azure":
+        conn = request.getfixturevalue("azurite")
+        env = {"AZURE_STORAGE_CONNECTION_STRING": conn}
+        _emu_python(
+            "import os; from azure.storage.blob import BlobServiceClient as B; "
+            "B.from_connection_string(os.environ['AZURE_STORAGE_CONNECTION_STRING'])"
+            f".create_container('{name}')",
+            env,
+        )
+        dest = f"wasbs://{name}@{AZURITE_ACCOUNT}.blob.core.windows.net/prefix"
+        return Server(["--artifacts-destination", dest], env)
+    raise ValueError(kind)
+
+
+@pytest.fixture
+def local_server():
+    s = Server()
+    yield s
+    s.stop()
