@@ -63,10 +63,10 @@ class Server:
             "127.0.0.1",
             "--port",
             str(self.port),
-            "--backend-store-uri",
-            f"sqlite:///{self.dir}/mlflow.db",
             *args,
         ]
+        if "--backend-store-uri" not in args:
+            cmd += ["--backend-store-uri", f"sqlite:///{self.dir}/mlflow.db"]
         if not any(a.startswith("--artifacts-destination") for a in args):
             cmd += ["--artifacts-destination", str(self.artifact_root)]
         self.proc = subprocess.Popen(
