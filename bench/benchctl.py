@@ -630,7 +630,8 @@ def cmd_report(a):
     mo, moc = rss_cell("ours")
     mp, mpc = rss_cell("python")
     r = ratio(mo, mp, invert=True)
-    rows.append(("peak RSS during the workloads (sum of VmRSS over the process tree)", moc, mpc,
+    during = "setup and the workloads" if meta.get("seed") == "each" else "the workloads"
+    rows.append((f"peak RSS during {during} (sum of VmRSS over the process tree)", moc, mpc,
                  fmt_num(r, "x") if r else "n/a",
                  target_cell(mo, "< 50 MB", mo is not None and mo < 50)))
 
