@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Creates the pinned Python environment the end-to-end tests use: .venv at the repo root with
+# the official MLflow client (tests/requirements.txt, a full `pip freeze`). Idempotent: the
+# install is skipped when the sha256 of requirements.txt matches .venv/.requirements.sha256.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=.venv
+req=tests/requirements.txt
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+  echo "$want" > "$venv/.requirements.sha256"
+fi
