@@ -151,31 +151,26 @@ impl Dialect {
     }
 
     /// Upsert of `latest_metrics` that keeps the row with the greatest (step, timestamp, value),
-    /// the order MLflow uses to define a run's latest metric value.
-    pub fn latest_metric_upsert(self) -> &'static str {
+    /// the order MLflow uses to define a run's latest metric value: the statement's head
+    /// (followed by one or more `(key, value, timestamp, step, is_nan, run_uuid)` rows) and
+    /// its tail.
+    pub fn latest_metric_upsert(self) -> (&'static str, &'static str) {
         match self {
-            Dialect::Mysql => {
-                "INSERT INTO latest_metrics (`key`, value, timestamp, step, is_nan, run_uuid) \
-                 VALUES (?, ?, ?, ?, ?, ?) AS new ON DUPLICATE KEY UPDATE \
+            Dialect::Mysql => (
+                "INSERT INTO latest_metrics (`key`, value, timestamp, step, is_nan, run_uuid) VALUES ",
+                " AS new ON DUPLICATE KEY UPDATE \
                  value = IF(new.step > latest_metrics.step OR (new.step = latest_metrics.step AND (new.timestamp > latest_metrics.timestamp OR (new.timestamp = latest_metrics.timestamp AND new.value > latest_metrics.value))), new.value, latest_metrics.value), \
                  is_nan = IF(new.step > latest_metrics.step OR (new.step = latest_metrics.step AND (new.timestamp > latest_metrics.timestamp OR (new.timestamp = latest_metrics.timestamp AND new.value > latest_metrics.value))), new.is_nan, latest_metrics.is_nan), \
                  timestamp = IF(new.step > latest_metrics.step OR (new.step = latest_metrics.step AND new.timestamp > latest_metrics.timestamp), new.timestamp, latest_metrics.timestamp), \
-                 step = GREATEST(new.step, latest_metrics.step)"
-            }
-            Dialect::Postgres => {
-                "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key, run_uuid) DO UPDATE SET \
+                 step = GREATEST(new.step, latest_metrics.step)",
+            ),
+            Dialect::Postgres | Dialect::Sqlite => (
+                "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES ",
+                " ON CONFLICT (key, run_uuid) DO UPDATE SET \
                  value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, \
                  is_nan = excluded.is_nan WHERE (excluded.step, excluded.timestamp, excluded.value) \
-                 > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
-            }
-            Dialect::Sqlite => {
-                "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) \
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key, run_uuid) DO UPDATE SET \
-                 value = excluded.value, timestamp = excluded.timestamp, step = excluded.step, \
-                 is_nan = excluded.is_nan WHERE (excluded.step, excluded.timestamp, excluded.value) \
-                 > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)"
-            }
+                 > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
+            ),
         }
     }
 
