@@ -1,0 +1,148 @@
+"""Helpers shared by the end-to-end tests (imported by conftest.py and the test modules;
+a uniquely named module so it never collides with another suite's conftest)."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+VENV = REPO / ".venv"
+PY_MLFLOW = VENV / "bin" / "mlflow"
+PYTHON = VENV / "bin" / "python"
+
+# A server answering 5xx would make the client retry for minutes: fail fast instead.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+
+
+def server_choice():
+    return os.environ.get("MLFLOW_E2E_SERVER", str(REPO / "target/debug/mlflow"))
+
+
+def is_oracle():
+    return server_choice() == "python"
+
+
+def our_binary():
+    """Path of our binary, even when the session runs against the oracle."""
+    choice = server_choice()
+    return str(REPO / "target/debug/mlflow") if choice == "python" else choice
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_command(binary, port, backend_uri, artifacts_dest):
+    exe = str(PY_MLFLOW) if binary == "python" else binary
+    cmd = [
+        exe,
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        str(artifacts_dest),
+    ]
+    if binary == "python":
+        cmd += ["--workers", "2"]
+    return cmd
+
+
+class ServerProcess:
+    """A running `mlflow server`; `.url`, `.tmp`, `.log_path`, `.db_path`."""
+
+    def __init__(self, binary, tmp, db_path=None, health_timeout=60):
+        self.binary = binary
+        self.tmp = Path(tmp)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.db_path = Path(db_path) if db_path else self.tmp / "mlflow.db"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.tmp / f"server-{self.port}.log"
+        self._log = open(self.log_path, "wb")
+        env = dict(os.environ)
+        env.pop("MLFLOW_TRACKING_URI", None)
+        env["NO_COLOR"] = "1"
+        if binary == "python":
+            env["PATH"] = f"{VENV / 'bin'}:{env.get('PATH', '')}"
+        cmd = server_command(binary, self.port, f"sqlite:///{self.db_path}", self.tmp / "mlartifacts")
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.tmp,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            self._wait_healthy(health_timeout)
+        except Exception:
+            self.stop()
+            raise
+
+    def _wait_healthy(self, timeout):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.proc.returncode} before becoming healthy\n{self.log_tail()}"
+                )
+            try:
+                r = requests.get(self.url + "/health", timeout=2)
+                if r.status_code == 200 and r.text.strip() == "OK":
+                    return
+                last = f"{r.status_code} {r.text[:200]!r}"
+            except requests.RequestException as e:
+                last = repr(e)
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.url}/health not OK within {timeout}s (last: {last})\n{self.log_tail()}")
+
+    def log_tail(self, lines=40):
+        try:
+            self._log.flush()
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout=20):
+        if self.proc.poll() is None:
+            # The Python server runs gunicorn/uvicorn children: signal the whole group we created.
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=10)
+        # Reap stragglers of the group (python workers) if any survived the leader.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if not self._log.closed:
+            self._log.close()
+        return self.proc.returncode
+
+
+def unique_name(prefix="e2e"):
+    return f"{prefix}-{uuid.uuid4().hex}"
