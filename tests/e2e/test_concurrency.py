@@ -13,7 +13,9 @@ WRITERS = 64
 PER_WRITER = 50
 
 
-def test_64_concurrent_writers(server):
+def test_64_concurrent_writers(server, monkeypatch):
+    # A retried 5xx (or "database is locked") would hide an error: report the first failure.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     client = MlflowClient(tracking_uri=server.url)
     eid = client.create_experiment(unique_name("concurrency"))
     barrier = threading.Barrier(WRITERS, timeout=120)
