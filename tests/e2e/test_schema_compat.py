@@ -43,7 +43,7 @@ def fill(url):
             Metric("ninf", float("-inf"), T0, 0),
         ],
         params=[Param("lr", "0.01"), Param("layers", "3"), Param("long", "x" * 5000)],
-        tags=[RunTag("owner", "alice"), RunTag("multi\nline", "v")],
+        tags=[RunTag("owner", "alice"), RunTag("multi", "line1\nline2")],
     )
     c.set_tag(r1, "mlflow.note.content", "a note")
     c.log_inputs(
@@ -148,15 +148,29 @@ def sha256(path):
 
 
 def assert_same(expected, actual):
-    assert set(actual) == set(expected), "experiment ids differ"
+    """Compares two snapshots and reports every difference at once."""
+    diffs = []
+    if set(actual) != set(expected):
+        diffs.append(f"experiment ids: expected {sorted(expected)}, got {sorted(actual)}")
     for eid, exp in expected.items():
-        got = actual[eid]
-        assert set(got["runs"]) == set(exp["runs"]), f"experiment {eid}: run ids differ"
-        for rid, run in exp["runs"].items():
-            for field, value in run.items():
-                assert got["runs"][rid][field] == value, f"experiment {eid} run {rid} ({run['run_name']}): {field}"
+        got = actual.get(eid)
+        if got is None:
+            continue
         for field in ("name", "lifecycle_stage", "artifact_location", "tags", "creation_time", "last_update_time"):
-            assert got[field] == exp[field], f"experiment {eid}: {field}"
+            if got[field] != exp[field]:
+                diffs.append(f"experiment {eid} {field}: expected {exp[field]!r}, got {got[field]!r}")
+        if set(got["runs"]) != set(exp["runs"]):
+            diffs.append(f"experiment {eid} run ids: expected {sorted(exp['runs'])}, got {sorted(got['runs'])}")
+        for rid, run in exp["runs"].items():
+            other = got["runs"].get(rid)
+            if other is None:
+                continue
+            for field, value in run.items():
+                if other[field] != value:
+                    diffs.append(
+                        f"run {run['run_name']} ({rid}) {field}: expected {value!r:.300}, got {other[field]!r:.300}"
+                    )
+    assert not diffs, f"{len(diffs)} differences:\n" + "\n".join(diffs)
 
 
 @pytest.fixture(scope="module")
