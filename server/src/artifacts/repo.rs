@@ -273,7 +273,11 @@ impl ArtifactRepo {
             range: range.clone().map(GetRange::Bounded),
             ..Default::default()
         };
-        let result = self.store.get_opts(&path, opts).await.map_err(storage_error)?;
+        let result = self
+            .store
+            .get_opts(&path, opts)
+            .await
+            .map_err(storage_error)?;
         let size = result.meta.size;
         let served = result.range.clone();
         Ok(Download {
@@ -429,7 +433,11 @@ async fn local_get(path: &FsPath, range: Option<Range<u64>>) -> Result<Download>
     let mut file = match tokio::fs::File::open(path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
-        Err(e) => return Err(MlflowError::internal(format!("cannot read the artifact: {e}"))),
+        Err(e) => {
+            return Err(MlflowError::internal(format!(
+                "cannot read the artifact: {e}"
+            )))
+        }
     };
     let meta = file
         .metadata()
@@ -450,11 +458,12 @@ async fn local_get(path: &FsPath, range: Option<Range<u64>>) -> Result<Download>
         None => 0..size,
     };
     let reader = file.take(served.end - served.start);
-    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024)
-        .map_err(|e| object_store::Error::Generic {
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024).map_err(|e| {
+        object_store::Error::Generic {
             store: "local",
             source: Box::new(e),
-        });
+        }
+    });
     Ok(Download {
         size,
         range: range.map(|_| served),

@@ -66,6 +66,9 @@ impl<S: Send + Sync> FromRequest<S> for Message {
         if method == Method::GET {
             return Ok(Message(query_to_json(&query)));
         }
+        if method == Method::POST || method == Method::PUT {
+            check_content_type(req.headers())?;
+        }
         let bytes = to_bytes(req.into_body(), MAX_JSON_BODY)
             .await
             .map_err(|_| {
@@ -89,6 +92,29 @@ impl<S: Send + Sync> FromRequest<S> for Message {
         }
         Ok(Message(value))
     }
+}
+
+/// MLflow refuses POST and PUT bodies that are not declared as JSON; so do we, so that a
+/// form-encoded body is never half-understood.
+fn check_content_type(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE) else {
+        return Err(ApiError(MlflowError::invalid(
+            "Bad Request. Content-Type header is missing.",
+        )));
+    };
+    let mime = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    if !mime.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError(MlflowError::invalid(
+            "Bad Request. Content-Type must be one of ['application/json'].",
+        )));
+    }
+    Ok(())
 }
 
 /// Returns a required field or MLflow's "missing value" error.

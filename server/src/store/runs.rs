@@ -262,9 +262,10 @@ impl Store {
         let mut sql = self.sql();
         let mut out = Vec::new();
         if self.dialect == Dialect::Sqlite {
-            // %.17g keeps every bit of the double; the Rust side prints it shortest again.
+            // %!.17g (SQLite's exact 17-digit form) keeps every bit of the double; the Rust side
+            // prints it shortest again (tests/store_roundtrip.rs checks the round trip).
             sql.push(&format!(
-                "SELECT run_uuid, json_group_array(json_array({key}, printf('%.17g', value), \
+                "SELECT run_uuid, json_group_array(json_array({key}, printf('%!.17g', value), \
                  timestamp, step, is_nan)) FROM latest_metrics WHERE run_uuid IN "
             ))
             .bind_list(ids)
