@@ -33,7 +33,8 @@ pub fn render_str(raw: &str, ctx: &Context) -> Result<String, String> {
     Tera::one_off(raw, ctx, false).map_err(|e| tera_message(&e))
 }
 
-/// Evaluates a `when:` condition: `service`, `state == "absent"` or `{{ ... }}`.
+/// Evaluates a `when:` condition: `service`, `state == "absent"` or `{{ ... }}`. An
+/// undefined variable or a result that is not a boolean is an error, never a silent false.
 pub fn eval_bool(raw: &str, ctx: &Context) -> Result<bool, String> {
     let trimmed = raw.trim();
     let expr = trimmed
@@ -41,8 +42,13 @@ pub fn eval_bool(raw: &str, ctx: &Context) -> Result<bool, String> {
         .and_then(|s| s.strip_suffix("}}"))
         .unwrap_or(trimmed)
         .trim();
-    let wrapped = format!("{{% if {expr} %}}true{{% else %}}false{{% endif %}}");
-    Ok(render_str(&wrapped, ctx)? == "true")
+    match render_str(&format!("{{{{ {expr} }}}}"), ctx)?.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(format!(
+            "the condition `{expr}` must be true or false, but it is `{other}`"
+        )),
+    }
 }
 
 /// Renders a named file template (the `template:` action, units, env files).

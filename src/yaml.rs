@@ -51,11 +51,16 @@ fn clean_message(raw: &str) -> String {
 fn hint_for(message: &str) -> Option<String> {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (name, tail) = rest.split_once('`')?;
-        let expected: Vec<&str> = tail
-            .split('`')
-            .enumerate()
-            .filter(|(i, _)| i % 2 == 1)
-            .map(|(_, s)| s)
+        // serde_saphyr writes "expected one of a, b"; serde itself "expected `a` or `b`".
+        let list = tail
+            .split_once("expected")
+            .map(|(_, l)| l.trim_start_matches(" one of"))
+            .unwrap_or("");
+        let expected: Vec<&str> = list
+            .split([',', '`'])
+            .flat_map(|s| s.split(" or "))
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
             .collect();
         return did_you_mean(name, expected.iter().copied());
     }
@@ -85,7 +90,7 @@ mod tests {
         let d = parse::<S>(&src).unwrap_err();
         assert_eq!(d.loc.line, 2, "{d:?}");
         assert!(d.message.contains("unknown field `wiht`"), "{d:?}");
-        assert_eq!(d.help.as_deref(), Some("did you mean `with`?"));
+        assert_eq!(d.help.as_deref(), Some("did you mean `with`?"), "{d:?}");
     }
 
     #[test]
