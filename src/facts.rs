@@ -132,10 +132,7 @@ pub fn euid() -> u32 {
 
 /// Gathers the facts of this machine.
 pub fn gather() -> Facts {
-    let os = match std::env::consts::OS {
-        "macos" => "macos",
-        other => other,
-    };
+    let os = std::env::consts::OS;
     let text = if os == "macos" {
         macos_release()
     } else {
