@@ -169,3 +169,37 @@ def test_quoted_names_round_trip(local_server):
     name = "0/r/artifacts/with space & ü.txt"
     assert requests.put(f"{base}/{quote(name)}", data=b"ok").status_code == 200
     assert requests.get(f"{base}/{quote(name)}").content == b"ok"
+
+
+def test_artifacts_only_serves_just_the_artifact_api():
+    from conftest import Server
+
+    server = Server(["--artifacts-only"])
+    try:
+        base = f"{server.url}/api/2.0/mlflow-artifacts/artifacts"
+        assert requests.put(f"{base}/x/f.txt", data=b"ok").status_code == 200
+        assert requests.get(f"{base}/x/f.txt").content == b"ok"
+        r = requests.post(f"{server.url}/api/2.0/mlflow/runs/create", json={"experiment_id": "0"})
+        assert r.status_code == 503
+    finally:
+        server.stop()
+
+
+def test_experiment_artifact_location_is_honoured_and_checked(local_server):
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(local_server.url)
+    client = MlflowClient()
+    default = client.get_experiment(client.create_experiment("default-location"))
+    assert default.artifact_location == f"mlflow-artifacts:/{default.experiment_id}"
+    given = client.get_experiment(client.create_experiment("given", artifact_location="s3://bucket/somewhere"))
+    assert given.artifact_location == "s3://bucket/somewhere"
+    for bad in ["runs:/abc/artifacts", "x" * 3000]:
+        try:
+            client.create_experiment("bad-" + bad[:5], artifact_location=bad)
+        except MlflowException as e:
+            assert e.error_code == "INVALID_PARAMETER_VALUE"
+        else:
+            raise AssertionError(f"accepted artifact_location {bad[:40]}")
