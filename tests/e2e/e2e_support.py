@@ -82,6 +82,10 @@ class ServerProcess:
         env["NO_COLOR"] = "1"
         if binary == "python":
             env["PATH"] = f"{VENV / 'bin'}:{env.get('PATH', '')}"
+            # The reference server's default SQLAlchemy pool (5 + 10 overflow) times out with 64
+            # concurrent clients ("QueuePool limit ... reached"); size it for the concurrency test.
+            env.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "64")
+            env.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "16")
         cmd = server_command(binary, self.port, f"sqlite:///{self.db_path}", self.tmp / "mlartifacts")
         self.proc = subprocess.Popen(
             cmd,
