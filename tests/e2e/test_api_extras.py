@@ -1,0 +1,463 @@
+"""Corners of the tracking API not covered elsewhere: the datasets.* search grammar, filters that
+try to inject SQL, the /ajax-api prefix, /version, raw get-history paging, get-history-bulk-interval,
+NaN ordering, int64 round trips, writes to deleted runs and experiments, MLflow's length limits
+and truncation, and log-batch size limits."""
+
+import math
+import time
+from types import SimpleNamespace
+
+import mlflow
+import pandas as pd
+import pytest
+import requests
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag, ViewType
+from mlflow.exceptions import MlflowException
+
+from e2e_support import unique_name
+
+API = "/api/2.0/mlflow"
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def error_code_of(fn, *args, **kwargs):
+    with pytest.raises(MlflowException) as e:
+        fn(*args, **kwargs)
+    return e.value.error_code
+
+
+def assert_4xx_json(resp, code=None):
+    assert 400 <= resp.status_code < 500, f"{resp.status_code}: {resp.text[:300]}"
+    body = resp.json()
+    assert isinstance(body, dict) and body.get("error_code") and body.get("message"), body
+    if code is not None:
+        assert body["error_code"] == code, body
+    return body
+
+
+# ---------------------------------------------------------------- datasets.* grammar
+
+
+@pytest.fixture(scope="module")
+def ds(server):
+    """Three runs: `train` has dataset A (training) and B (eval), `evalonly` has B (eval),
+    `bare` has none."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(server.url)
+    try:
+        client = MlflowClient(tracking_uri=server.url)
+        eid = client.create_experiment(unique_name("dsgrammar"))
+        tag = unique_name("d")[-8:]
+        a = mlflow.data.from_pandas(pd.DataFrame({"x": [1, 2]}), name=f"Alpha-{tag}")
+        b = mlflow.data.from_pandas(pd.DataFrame({"y": [0.5, 1.5, 2.5]}), name=f"beta-{tag}")
+        ids = {}
+        with mlflow.start_run(experiment_id=eid, run_name="train") as r:
+            mlflow.log_input(a, context="training")
+            mlflow.log_input(b, context="eval")
+            ids["train"] = r.info.run_id
+        with mlflow.start_run(experiment_id=eid, run_name="evalonly") as r:
+            mlflow.log_input(b, context="eval")
+            ids["evalonly"] = r.info.run_id
+        with mlflow.start_run(experiment_id=eid, run_name="bare") as r:
+            ids["bare"] = r.info.run_id
+    finally:
+        mlflow.set_tracking_uri(previous)
+    return SimpleNamespace(
+        client=client, eid=eid, a=a, b=b, ids=ids, names={v: k for k, v in ids.items()}
+    )
+
+
+def ds_names(ds, filter_string):
+    return {ds.names[r.info.run_id] for r in ds.client.search_runs([ds.eid], filter_string)}
+
+
+def test_search_datasets_grammar(ds):
+    A, B = ds.a.name, ds.b.name
+    cases = [
+        (f"datasets.name = '{A}'", {"train"}),
+        (f"dataset.name = '{B}'", {"train", "evalonly"}),
+        (f"datasets.name != '{A}'", {"train", "evalonly"}),  # any dataset of the run matches
+        (f"datasets.name LIKE 'Alpha-%'", {"train"}),
+        (f"datasets.name LIKE 'alpha-%'", set()),  # LIKE is case-sensitive
+        (f"datasets.name ILIKE 'alpha-%'", {"train"}),
+        (f"datasets.name IN ('{A}', 'nope')", {"train"}),
+        (f"datasets.name IN ('{A}', '{B}')", {"train", "evalonly"}),
+        (f"datasets.name NOT IN ('{A}')", {"train", "evalonly"}),
+        (f"datasets.digest = '{ds.a.digest}'", {"train"}),
+        (f"datasets.digest IN ('{ds.b.digest}')", {"train", "evalonly"}),
+        ("datasets.context = 'training'", {"train"}),
+        ("datasets.context = 'eval'", {"train", "evalonly"}),
+        ("datasets.context ILIKE 'EVAL'", {"train", "evalonly"}),
+        (f"datasets.name = '{B}' AND datasets.context = 'eval'", {"train", "evalonly"}),
+        (f"datasets.name = '{A}' AND run_name = 'train'", {"train"}),
+        ("datasets.name = 'no-such-dataset'", set()),
+    ]
+    failures = []
+    for filter_string, expected in cases:
+        got = ds_names(ds, filter_string)
+        if got != expected:
+            failures.append(f"{filter_string!r}: got {sorted(got)}, expected {sorted(expected)}")
+    assert not failures, "\n".join(failures)
+
+
+def test_search_datasets_bad_key_rejected(ds):
+    assert error_code_of(ds.client.search_runs, [ds.eid], "datasets.color = 'x'") == "INVALID_PARAMETER_VALUE"
+
+
+# ---------------------------------------------------------------- filters never inject SQL
+
+
+@pytest.fixture
+def victim(client):
+    eid = client.create_experiment(unique_name("inject"))
+    rid = client.create_run(eid, run_name="victim").info.run_id
+    client.log_param(rid, "p", "safe")
+    client.set_tag(rid, "t", "o'brien")
+    return SimpleNamespace(eid=eid, rid=rid)
+
+
+INJECTIONS = [
+    "params.p = 'x'' OR ''1''=''1'",
+    "params.p = 'x\" OR 1=1 --'",
+    "params.`p' OR 1=1 --` = 'safe'",
+    "params.`p\"; DROP TABLE runs; --` = 'x'",
+    "tags.t = 'a'); DELETE FROM runs; --'",
+    "attributes.run_name = 'victim'' OR ''a''=''a'",
+    "params.p LIKE '%' OR 1=1",
+    "run_id IN ('x') OR 1=1",
+]
+
+
+@pytest.mark.parametrize("filter_string", INJECTIONS)
+def test_filter_cannot_inject_sql(server, client, victim, filter_string):
+    try:
+        runs = client.search_runs([victim.eid], filter_string)
+    except MlflowException as e:
+        assert e.error_code == "INVALID_PARAMETER_VALUE", f"{filter_string!r}: {e}"
+    else:
+        assert runs == [], f"{filter_string!r} matched {len(runs)} run(s): injected?"
+    # Nothing was dropped or deleted, and the server still answers.
+    run = client.get_run(victim.rid)
+    assert run.data.params == {"p": "safe"} and run.info.lifecycle_stage == "active"
+    assert [r.info.run_id for r in client.search_runs([victim.eid], "params.p = 'safe'")] == [victim.rid]
+
+
+def test_quoted_values_match_exactly(client, victim):
+    # A value containing a single quote is reachable through a double-quoted literal.
+    assert [r.info.run_id for r in client.search_runs([victim.eid], "tags.t = \"o'brien\"")] == [victim.rid]
+    assert client.search_runs([victim.eid], "tags.t = \"o'brie\"") == []
+
+
+def test_experiment_filter_cannot_inject_sql(client):
+    for bad in ["name = 'x'' OR ''1''=''1'", "name = 'x' OR 1=1", "tags.`a' OR 1=1 --` = 'b'"]:
+        try:
+            found = client.search_experiments(filter_string=bad, view_type=ViewType.ALL)
+        except MlflowException as e:
+            assert e.error_code == "INVALID_PARAMETER_VALUE", f"{bad!r}: {e}"
+        else:
+            assert found == [], f"{bad!r} matched {[x.name for x in found]}"
+    assert client.get_experiment("0").name == "Default"
+
+
+# ---------------------------------------------------------------- prefixes and infra routes
+
+
+def test_ajax_api_prefix_serves_the_same_api(server, client, experiment_id):
+    rid = client.create_run(experiment_id, run_name="ajax").info.run_id
+    r = requests.get(f"{server.url}/ajax-api/2.0/mlflow/runs/get", params={"run_id": rid}, timeout=30)
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["run"]["info"]["run_id"] == rid
+    r = requests.post(
+        f"{server.url}/ajax-api/2.0/mlflow/runs/log-metric",
+        json={"run_id": rid, "key": "m", "value": 2.5, "timestamp": now_ms(), "step": 3},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text[:300]
+    assert client.get_run(rid).data.metrics == {"m": 2.5}
+    r = requests.post(
+        f"{server.url}/ajax-api/2.0/mlflow/experiments/search",
+        json={"max_results": 10, "filter": "name = 'Default'"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text[:300]
+    assert [e["experiment_id"] for e in r.json()["experiments"]] == ["0"]
+
+
+def test_version_route(server):
+    r = requests.get(server.url + "/version", timeout=10)
+    assert r.status_code == 200
+    assert r.text.strip()
+
+
+def test_search_experiments_by_get(server):
+    r = requests.get(
+        server.url + API + "/experiments/search",
+        params={"max_results": 5, "filter": "name = 'Default'"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text[:300]
+    exps = r.json()["experiments"]
+    assert [(e["experiment_id"], e["name"], e["lifecycle_stage"]) for e in exps] == [("0", "Default", "active")]
+
+
+# ---------------------------------------------------------------- wire format of runs
+
+
+def test_run_wire_format(server, client, experiment_id):
+    run = client.create_run(experiment_id, run_name="wire")
+    rid = run.info.run_id
+    client.log_metric(rid, "nan", float("nan"), timestamp=1, step=0)
+    client.log_param(rid, "p", "v")
+    body = requests.get(server.url + API + "/runs/get", params={"run_id": rid}, timeout=30).json()["run"]
+    info = body["info"]
+    assert info["run_id"] == rid and info["run_uuid"] == rid
+    assert info["experiment_id"] == experiment_id
+    assert info["status"] == "RUNNING" and info["lifecycle_stage"] == "active"
+    assert isinstance(info["start_time"], int)
+    assert "end_time" not in info
+    assert info["artifact_uri"].endswith(f"/{experiment_id}/{rid}/artifacts")
+    assert info["run_name"] == "wire"
+    assert {"key": "mlflow.runName", "value": "wire"} in body["data"]["tags"]
+    assert body["data"]["params"] == [{"key": "p", "value": "v"}]
+    [m] = body["data"]["metrics"]
+    assert m["key"] == "nan" and m["value"] == "NaN" and m["timestamp"] == 1 and m["step"] == 0
+
+
+def test_default_experiment_and_artifact_uris(server, client, experiment_id):
+    default = client.get_experiment("0")
+    assert default.name == "Default" and default.lifecycle_stage == "active"
+    assert default.artifact_location == "mlflow-artifacts:/0"
+    exp = client.get_experiment(experiment_id)
+    assert exp.artifact_location == f"mlflow-artifacts:/{experiment_id}"
+    run = client.create_run(experiment_id)
+    assert run.info.artifact_uri == f"mlflow-artifacts:/{experiment_id}/{run.info.run_id}/artifacts"
+    custom = client.create_experiment(unique_name("customloc"), artifact_location="mlflow-artifacts:/elsewhere/x")
+    assert client.get_experiment(custom).artifact_location == "mlflow-artifacts:/elsewhere/x"
+    crun = client.create_run(custom)
+    assert crun.info.artifact_uri == f"mlflow-artifacts:/elsewhere/x/{crun.info.run_id}/artifacts"
+
+
+def test_int64_steps_and_timestamps_round_trip(client, experiment_id):
+    rid = client.create_run(experiment_id).info.run_id
+    big_step = 2**53 + 1  # not representable as a double: must travel as an integer
+    big_ts = 2**41 + 7
+    client.log_batch(rid, metrics=[Metric("m", 1.5, big_ts, big_step), Metric("m", 0.5, 5, -3)])
+    hist = sorted(client.get_metric_history(rid, "m"), key=lambda m: m.step)
+    assert [(m.step, m.timestamp, m.value) for m in hist] == [(-3, 5, 0.5), (big_step, big_ts, 1.5)]
+    assert client.get_run(rid).data.metrics == {"m": 1.5}
+
+
+# ---------------------------------------------------------------- metric history over raw HTTP
+
+
+def test_get_history_paging_raw(server, client, experiment_id):
+    rid = client.create_run(experiment_id).info.run_id
+    points = [Metric("h", float(i) / 4, 1000 + i, i) for i in range(7)]
+    client.log_batch(rid, metrics=points)
+    seen, token = [], None
+    for _ in range(10):
+        params = {"run_id": rid, "run_uuid": rid, "metric_key": "h", "max_results": 3}
+        if token:
+            params["page_token"] = token
+        r = requests.get(server.url + API + "/metrics/get-history", params=params, timeout=30)
+        assert r.status_code == 200, r.text[:300]
+        body = r.json()
+        page = body.get("metrics", [])
+        assert len(page) <= 3
+        seen += [(m["step"], m["value"], m["timestamp"]) for m in page]
+        token = body.get("next_page_token")
+        if not token:
+            break
+    assert sorted(seen) == [(m.step, m.value, m.timestamp) for m in points]
+
+    r = requests.get(
+        server.url + API + "/metrics/get-history", params={"run_id": rid, "metric_key": "h"}, timeout=30
+    )
+    assert r.status_code == 200
+    assert len(r.json()["metrics"]) == 7 and not r.json().get("next_page_token")
+
+
+def test_get_history_bulk_interval(server, client, experiment_id):
+    r1 = client.create_run(experiment_id).info.run_id
+    r2 = client.create_run(experiment_id).info.run_id
+    client.log_batch(r1, metrics=[Metric("loss", 10.0 - i, 1000 + i, i) for i in range(5)])
+    client.log_batch(r2, metrics=[Metric("loss", 20.0 - i, 2000 + i, i) for i in range(3)])
+    r = requests.get(
+        server.url + API + "/metrics/get-history-bulk-interval",
+        params={"run_ids": [r1, r2], "metric_key": "loss", "max_results": 100},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text[:300]
+    got = sorted((m["run_id"], m["step"], m["value"]) for m in r.json()["metrics"])
+    want = sorted([(r1, i, 10.0 - i) for i in range(5)] + [(r2, i, 20.0 - i) for i in range(3)])
+    assert got == want
+    assert all(m["key"] == "loss" for m in r.json()["metrics"])
+
+    r = requests.get(
+        server.url + API + "/metrics/get-history-bulk-interval",
+        params={"run_ids": [r1], "metric_key": "loss", "start_step": 1, "end_step": 3, "max_results": 100},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text[:300]
+    assert sorted(m["step"] for m in r.json()["metrics"]) == [1, 2, 3]
+
+    r = requests.get(
+        server.url + API + "/metrics/get-history-bulk-interval",
+        params={"run_ids": [r1], "metric_key": "loss", "max_results": 100000},
+        timeout=30,
+    )
+    assert_4xx_json(r, "INVALID_PARAMETER_VALUE")
+
+
+# ---------------------------------------------------------------- ordering with NaN
+
+
+def test_order_by_metric_nan_and_missing_last(client):
+    eid = client.create_experiment(unique_name("nanorder"))
+    ids = {}
+    for name, value in [("low", 1.0), ("nan", float("nan")), ("high", 3.0), ("none", None), ("mid", 2.0)]:
+        rid = client.create_run(eid, run_name=name).info.run_id
+        ids[rid] = name
+        if value is not None:
+            client.log_metric(rid, "m", value)
+    desc = [ids[r.info.run_id] for r in client.search_runs([eid], order_by=["metrics.m DESC"])]
+    asc = [ids[r.info.run_id] for r in client.search_runs([eid], order_by=["metrics.m ASC"])]
+    assert desc[:3] == ["high", "mid", "low"], desc
+    assert asc[:3] == ["low", "mid", "high"], asc
+    assert set(desc[3:]) == set(asc[3:]) == {"nan", "none"}
+    assert desc[3:] == asc[3:] == ["nan", "none"], (desc, asc)
+    # NaN never satisfies a comparison.
+    assert {ids[r.info.run_id] for r in client.search_runs([eid], "metrics.m > -1e308")} == {"low", "mid", "high"}
+
+
+# ---------------------------------------------------------------- deleted runs and experiments
+
+
+def test_writes_to_deleted_run_rejected(client, experiment_id):
+    rid = client.create_run(experiment_id).info.run_id
+    client.delete_run(rid)
+    assert error_code_of(client.log_metric, rid, "m", 1.0) == "INVALID_PARAMETER_VALUE"
+    assert error_code_of(client.log_param, rid, "p", "v") == "INVALID_PARAMETER_VALUE"
+    assert error_code_of(client.set_tag, rid, "t", "v") == "INVALID_PARAMETER_VALUE"
+    assert error_code_of(client.log_batch, rid, metrics=[Metric("m", 1.0, now_ms(), 0)]) == "INVALID_PARAMETER_VALUE"
+    run = client.get_run(rid)  # still readable
+    assert run.info.lifecycle_stage == "deleted"
+    assert run.data.metrics == {} and run.data.params == {}
+    client.restore_run(rid)
+    client.log_metric(rid, "m", 1.0)
+    assert client.get_run(rid).data.metrics == {"m": 1.0}
+
+
+def test_create_run_in_deleted_experiment_rejected(client):
+    eid = client.create_experiment(unique_name("deadexp"))
+    client.delete_experiment(eid)
+    assert error_code_of(client.create_run, eid) == "INVALID_PARAMETER_VALUE"
+    assert client.search_runs([eid], run_view_type=ViewType.ALL) == []
+
+
+def test_deleted_experiment_name_is_still_taken(client):
+    name = unique_name("taken")
+    eid = client.create_experiment(name)
+    client.delete_experiment(eid)
+    assert error_code_of(client.create_experiment, name) == "RESOURCE_ALREADY_EXISTS"
+    got = client.get_experiment_by_name(name)
+    assert got is not None and got.experiment_id == eid and got.lifecycle_stage == "deleted"
+
+
+def test_rename_experiment_to_taken_name_rejected(client):
+    a_name, b_name = unique_name("ren-a"), unique_name("ren-b")
+    a = client.create_experiment(a_name)
+    b = client.create_experiment(b_name)
+    # The Python server answers BAD_REQUEST (its IntegrityError); any 400-class code is right.
+    code = error_code_of(client.rename_experiment, a, b_name)
+    assert code in ("RESOURCE_ALREADY_EXISTS", "BAD_REQUEST", "INVALID_PARAMETER_VALUE"), code
+    assert client.get_experiment(a).name == a_name
+    assert client.get_experiment_by_name(b_name).experiment_id == b
+
+
+# ---------------------------------------------------------------- limits and truncation
+
+
+def test_length_limits(client, experiment_id):
+    rid = client.create_run(experiment_id).info.run_id
+    client.log_param(rid, "p6000", "v" * 6000)
+    client.set_tag(rid, "t8000", "t" * 8000)
+    client.set_tag(rid, "t9000", "u" * 9000)  # truncated to 8000 server side
+    data = client.get_run(rid).data
+    assert data.params["p6000"] == "v" * 6000
+    assert data.tags["t8000"] == "t" * 8000
+    assert data.tags["t9000"] == "u" * 8000
+
+    client.create_experiment("e" * 500)
+    assert error_code_of(client.create_experiment, "f" * 501) == "INVALID_PARAMETER_VALUE"
+    eid = client.create_experiment(unique_name("exptag"))
+    client.set_experiment_tag(eid, "big", "x" * 20000)
+    assert client.get_experiment(eid).tags["big"] == "x" * 20000
+    assert error_code_of(client.set_experiment_tag, eid, "k" * 251, "v") == "INVALID_PARAMETER_VALUE"
+
+
+@pytest.mark.parametrize("key", ["a/../b", "/leading", "a//b", "bad\nkey", "semi;colon", "tab\tkey"])
+def test_invalid_keys_rejected(client, experiment_id, key):
+    rid = client.create_run(experiment_id).info.run_id
+    assert error_code_of(client.log_param, rid, key, "v") == "INVALID_PARAMETER_VALUE"
+    assert error_code_of(client.log_metric, rid, key, 1.0) == "INVALID_PARAMETER_VALUE"
+    assert client.get_run(rid).data.params == {}
+
+
+def test_log_batch_size_limits_raw(server, client, experiment_id):
+    rid = client.create_run(experiment_id).info.run_id
+    ts = now_ms()
+    too_many = {
+        "run_id": rid,
+        "metrics": [{"key": f"m{i}", "value": 1.0, "timestamp": ts, "step": 0} for i in range(1001)],
+    }
+    r = requests.post(server.url + API + "/runs/log-batch", json=too_many, timeout=60)
+    assert_4xx_json(r, "INVALID_PARAMETER_VALUE")
+    r = requests.post(
+        server.url + API + "/runs/log-batch",
+        json={"run_id": rid, "params": [{"key": f"p{i}", "value": "v"} for i in range(101)]},
+        timeout=60,
+    )
+    assert_4xx_json(r, "INVALID_PARAMETER_VALUE")
+    r = requests.post(
+        server.url + API + "/runs/log-batch",
+        json={"run_id": rid, "tags": [{"key": f"t{i}", "value": "v"} for i in range(101)]},
+        timeout=60,
+    )
+    assert_4xx_json(r, "INVALID_PARAMETER_VALUE")
+    data = client.get_run(rid).data
+    assert data.metrics == {} and data.params == {}
+    assert not any(k.startswith("t") and k[1:].isdigit() for k in data.tags)
+
+    # Exactly at the limits is accepted.
+    ok = {
+        "run_id": rid,
+        "metrics": [{"key": f"m{i}", "value": float(i), "timestamp": ts, "step": 0} for i in range(900)],
+        "params": [{"key": f"p{i}", "value": "v"} for i in range(100)],
+    }
+    r = requests.post(server.url + API + "/runs/log-batch", json=ok, timeout=60)
+    assert r.status_code == 200, r.text[:300]
+    data = client.get_run(rid).data
+    assert len(data.metrics) == 900 and len(data.params) == 100
+
+
+def test_search_runs_max_results_limit(client, experiment_id):
+    assert error_code_of(client.search_runs, [experiment_id], max_results=50001) == "INVALID_PARAMETER_VALUE"
+    assert client.search_runs([experiment_id], max_results=50000) == []
+
+
+def test_unicode_round_trip(client):
+    name = unique_name("ünï-漢字")
+    eid = client.create_experiment(name, tags={"note": "é ü 漢 🚀"})
+    rid = client.create_run(eid, run_name="run-ß-😀").info.run_id
+    client.log_param(rid, "p", "välue-中")
+    client.set_tag(rid, "t", "ταγ")
+    assert client.get_experiment_by_name(name).experiment_id == eid
+    run = client.get_run(rid)
+    assert run.info.run_name == "run-ß-😀"
+    assert run.data.params == {"p": "välue-中"} and run.data.tags["t"] == "ταγ"
+    assert [r.info.run_id for r in client.search_runs([eid], "params.p = 'välue-中'")] == [rid]
