@@ -2,6 +2,7 @@
 # Creates the pinned Python environment the end-to-end tests use: .venv at the repo root with
 # the official MLflow client (tests/requirements.txt, a full `pip freeze`). Idempotent: the
 # install is skipped when the sha256 of requirements.txt matches .venv/.requirements.sha256.
+# Also installs jq (Debian) when missing and running as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +15,14 @@ fi
 if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
   echo "$want" > "$venv/.requirements.sha256"
+fi
+
+# The seed's `curl ... | jq '.[].name'` line is run for real by the e2e suite.
+if ! command -v jq >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null
+  else
+    echo "setup-python.sh: jq is missing; install it (apt-get install jq)" >&2
+    exit 1
+  fi
 fi

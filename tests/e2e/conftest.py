@@ -1,12 +1,14 @@
 """End-to-end fixtures: one `mlflow server` per session on a free port with a fresh SQLite
 store, driven by the official MLflow Python client.
 
-MLFLOW_E2E_SERVER selects the server: a path to our binary (default target/debug/mlflow), or
+MLFLOW_E2E_SERVER selects the server: a path to our binary (default target/release/mlflow if
+built, else target/debug/mlflow), or
 the literal `python` to run the reference `mlflow server` from .venv as an oracle."""
 
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,17 @@ def client(tracking):
 def experiment_id(client):
     """A fresh, uniquely named experiment."""
     return client.create_experiment(unique_name("exp"))
+
+
+def pytest_report_header(config):
+    choice = server_choice()
+    if choice == "python":
+        return "mlflow e2e server: the Python oracle (.venv/bin/mlflow server)"
+    try:
+        built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(choice)))
+    except OSError:
+        built = "missing"
+    return f"mlflow e2e server: {choice} (built {built})"
 
 
 def pytest_configure(config):

@@ -22,8 +22,14 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
 
 
+def default_binary():
+    """target/release/mlflow if it was built, else target/debug/mlflow."""
+    release = REPO / "target/release/mlflow"
+    return str(release if release.exists() else REPO / "target/debug/mlflow")
+
+
 def server_choice():
-    return os.environ.get("MLFLOW_E2E_SERVER", str(REPO / "target/debug/mlflow"))
+    return os.environ.get("MLFLOW_E2E_SERVER") or default_binary()
 
 
 def is_oracle():
@@ -33,7 +39,7 @@ def is_oracle():
 def our_binary():
     """Path of our binary, even when the session runs against the oracle."""
     choice = server_choice()
-    return str(REPO / "target/debug/mlflow") if choice == "python" else choice
+    return default_binary() if choice == "python" else choice
 
 
 def free_port():
