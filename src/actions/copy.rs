@@ -33,9 +33,16 @@ pub struct CopyAction {
 
 pub fn build(s: &CopySpec, b: &mut Builder<'_>) -> Option<CopyAction> {
     let absent = b.choice(&s.state, &["present", "absent"], "present") == "absent";
-    let source = match (&s.src, &s.url) {
-        (Some(src), None) if !src.value.is_empty() => Some(Source::Local(b.path(src))),
-        (_, Some(url)) if !url.value.is_empty() => {
+    // Templated fields may render empty: an empty `src` or `url` counts as not given.
+    let given = |t: &Option<crate::spec::Tpl>| t.clone().filter(|t| !t.value.trim().is_empty());
+    let (src, url) = (given(&s.src), given(&s.url));
+    let source = match (&src, &url) {
+        (Some(_), Some(url)) => {
+            b.error(url, "give either `src` or `url`, not both");
+            None
+        }
+        (Some(src), None) => Some(Source::Local(b.path(src))),
+        (None, Some(url)) => {
             if let Err(e) = url::Url::parse(&url.value) {
                 b.error(url, format!("invalid url: {e}"));
             }

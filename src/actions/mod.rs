@@ -111,7 +111,9 @@ impl Builder<'_> {
     }
 
     pub fn opt_path(&mut self, t: &Option<Tpl>) -> Option<PathBuf> {
-        t.as_ref().map(|t| self.path(t))
+        t.as_ref()
+            .filter(|t| !t.value.trim().is_empty())
+            .map(|t| self.path(t))
     }
 
     pub fn mode(&mut self, t: &Option<Tpl>) -> Option<u32> {

@@ -88,7 +88,11 @@ pub fn build(s: &ServiceSpec, b: &mut Builder<'_>) -> Option<ServiceAction> {
             &["auto", "systemd", "launchd", "supervised"],
             "auto",
         ),
-        unit: b.opt_path(&s.unit),
+        unit: s
+            .unit
+            .as_ref()
+            .filter(|u| !u.value.trim().is_empty())
+            .map(|u| b.path(u)),
         proc: Spec {
             exec,
             env_file: b.opt_path(&s.env_file),

@@ -1,0 +1,256 @@
+//! The `preset` binary on invalid input: every broken playbook exits 2 with located errors and
+//! changes nothing; plus `validate`, `plan`, `show`, `list`, `facts` and the systemd unit check.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn preset(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_preset"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run preset")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Runs `apply` on a broken playbook and returns stderr; asserts exit 2 and no side effect.
+fn broken(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = write(dir.path(), "playbook.yml", text);
+    let out = preset(&["apply", pb.to_str().unwrap()], dir.path());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    // Nothing was created next to the playbook.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    err
+}
+
+#[test]
+fn bad_yaml_is_located() {
+    let err = broken("- preset: mlflow\n  with: {state: present\n");
+    assert!(err.contains("playbook.yml:"), "{err}");
+}
+
+#[test]
+fn unknown_key_suggests_the_right_one() {
+    let err = broken("- preset: mlflow\n  wiht:\n    service: true\n");
+    assert!(err.contains("playbook.yml:2:3"), "{err}");
+    assert!(err.contains("did you mean `with`?"), "{err}");
+}
+
+#[test]
+fn wrong_type_and_yaml11_boolean() {
+    let err = broken("- preset: mlflow\n  with:\n    service: yes\n");
+    assert!(err.contains("playbook.yml:3:14"), "{err}");
+    assert!(err.contains("must be a boolean"), "{err}");
+    assert!(err.contains("write `true` or `false`"), "{err}");
+}
+
+#[test]
+fn unknown_preset_and_parameter() {
+    let err = broken("- preset: mlflw\n");
+    assert!(err.contains("playbook.yml:1:11"), "{err}");
+    assert!(err.contains("did you mean `mlflow`?"), "{err}");
+    let err = broken("- preset: mlflow\n  with:\n    trackin_uri: http://127.0.0.1:5000\n");
+    assert!(err.contains("unknown parameter `trackin_uri`"), "{err}");
+    assert!(err.contains("did you mean `tracking_uri`?"), "{err}");
+}
+
+#[test]
+fn bad_uri_and_bad_enum_are_all_reported_at_once() {
+    let err = broken(
+        "- preset: mlflow\n  with:\n    backend_store_uri: not a uri\n    state: absnt\n    workers: 0\n",
+    );
+    assert!(err.contains("playbook.yml:3:24"), "{err}");
+    assert!(err.contains("not a valid uri"), "{err}");
+    assert!(err.contains("did you mean `absent`?"), "{err}");
+    assert!(err.contains("at least 1"), "{err}");
+    assert!(err.contains("3 errors found"), "{err}");
+}
+
+#[test]
+fn duplicate_keys_and_step_shape() {
+    let err = broken("- preset: mlflow\n  become: true\n  become: false\n");
+    assert!(err.contains("playbook.yml:3:3"), "{err}");
+    let err = broken("- name: nothing\n");
+    assert!(err.contains("step has no action"), "{err}");
+    let err = broken("- print: a\n  file: {path: /tmp/x}\n");
+    assert!(err.contains("several actions"), "{err}");
+    let err = broken("- print: \"{{ nope }}\"\n");
+    assert!(err.contains("playbook.yml:1:10"), "{err}");
+}
+
+#[test]
+fn secrets_are_masked_in_errors_and_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = write(
+        dir.path(),
+        "p.yml",
+        "- preset: mlflow\n  with:\n    backend_store_uri: postgresql://u:hunter2@db/x\n    service: true\n",
+    );
+    let out = preset(&["plan", pb.to_str().unwrap()], dir.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    let out = preset(
+        &["apply", "--check", "--diff", pb.to_str().unwrap()],
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("postgresql://u:***@db/x"), "{text}");
+}
+
+#[test]
+fn validate_plan_show_list_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = write(dir.path(), "p.yml", "- preset: mlflow\n");
+    let out = preset(&["validate", pb.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    let out = preset(
+        &["plan", "--format", "json", pb.to_str().unwrap()],
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["origin"]
+            .as_str()
+            .unwrap()
+            .starts_with("presets/mlflow/preset.yml:"));
+    }
+    let out = preset(&["show", "mlflow"], dir.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tracking_uri"));
+    let out = preset(&["list"], dir.path());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mlflow"));
+    let out = preset(&["facts", "--format", "json"], dir.path());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["os"].is_string());
+    assert!(v["systemd"].is_boolean());
+}
+
+#[test]
+fn presets_dir_override() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("presets/hello")).unwrap();
+    write(
+        &dir.path().join("presets/hello"),
+        "preset.yml",
+        "name: hello\ndescription: says hello\nparameters:\n  who: {type: string, default: world}\nsteps:\n  - print: \"hello {{ who }}\"\n",
+    );
+    let pb = write(dir.path(), "p.yml", "- preset: hello\n  with: {who: you}\n");
+    let out = preset(
+        &[
+            "--presets-dir",
+            dir.path().join("presets").to_str().unwrap(),
+            "apply",
+            pb.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("hello you"), "{text}");
+}
+
+#[test]
+fn primitive_actions_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let pb = write(
+        dir.path(),
+        "p.yml",
+        &format!(
+            "- vars:\n    greeting: hi\n- name: a directory\n  file: {{path: {d}/out, state: directory, mode: \"0750\"}}\n- file:\n    path: {d}/out/a.txt\n    content: \"{{{{ greeting }}}} {{{{ who }}}}\\n\"\n    mode: \"0600\"\n- command:\n    argv: [touch, {d}/out/made]\n    creates: {d}/out/made\n- assert:\n    file: {{path: {d}/out/a.txt, mode: \"0600\", contains: hi}}\n- assert:\n    command: {{argv: [cat, {d}/out/a.txt], contains: there}}\n"
+        ),
+    );
+    let args = ["apply", "-e", "who=there", pb.to_str().unwrap()];
+    let out = preset(&args, dir.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("changed=3"), "{text}");
+    let out = preset(&args, dir.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("changed=0"), "{text}");
+    // A failing assert exits 1.
+    let out = preset(
+        &["apply", "-e", "who=nobody", pb.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The rendered unit passes `systemd-analyze verify` (skipped where it is not installed).
+#[test]
+fn rendered_unit_passes_systemd_analyze_verify() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("systemd-analyze not installed; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    // A stand-in binary so ExecStart points at an executable.
+    write(dir.path(), "mlflow", "#!/bin/sh\necho 'mlflow 0.0.0'\n");
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(dir.path().join("mlflow"))
+            .unwrap()
+            .permissions(),
+        0o755,
+    );
+    Command::new("chmod")
+        .args(["755", &format!("{d}/mlflow")])
+        .status()
+        .unwrap();
+    let pb = write(
+        dir.path(),
+        "p.yml",
+        &format!(
+            "- preset: mlflow\n  with:\n    service: true\n    user: root\n    bin_dir: {d}\n    unit_dir: {d}/units\n    data_dir: {d}/data\n    config_dir: {d}/etc\n    extra_args: [--static-prefix, /mlflow]\n    backend_store_uri: postgresql://u:pw@db/x\n"
+        ),
+    );
+    let out = preset(
+        &["apply", "--check", "--diff", pb.to_str().unwrap()],
+        dir.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let unit: String = text
+        .lines()
+        .skip_while(|l| !l.contains("units/mlflow.service (after)"))
+        .skip(2)
+        .take_while(|l| l.trim_start().starts_with("| +"))
+        .map(|l| format!("{}\n", l.trim_start().trim_start_matches("| +")))
+        .collect();
+    assert!(unit.contains("[Service]"), "{text}");
+    assert!(unit.contains("NoNewPrivileges=true") && unit.contains("ProtectSystem=strict"));
+    assert!(
+        !unit.contains("pw@"),
+        "secrets must not be in the unit: {unit}"
+    );
+    let unit_path = write(dir.path(), "mlflow.service", &unit);
+    let out = Command::new("systemd-analyze")
+        .args(["verify", unit_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Only complaints about the unit itself matter (not the absent system manager).
+    let problems: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("mlflow.service"))
+        .collect();
+    assert!(problems.is_empty(), "systemd-analyze verify: {err}");
+}
