@@ -27,9 +27,13 @@ pub struct Call<'a> {
 
 /// Checks `with` against `def.parameters`. `ctx` renders string values and defaults; each
 /// resolved parameter is added to it so later defaults can use earlier parameters.
+/// `overrides` are the `-e KEY=VALUE` pairs: one named like a parameter wins over `with:` and
+/// the default (as extra variables do in Ansible), so a playbook can be pointed elsewhere
+/// (another data_dir, port or state) without editing it.
 pub fn check(
     def: &PresetDef,
     with: &BTreeMap<String, Spanned<Value>>,
+    overrides: &[(String, String)],
     call: &Call<'_>,
     ctx: &mut Context,
     diags: &mut Diags,
@@ -50,51 +54,64 @@ pub fn check(
     }
     for (name, spec) in &def.parameters.0 {
         let given = with.get(name).filter(|v| !v.value.is_null());
-        let value = match given {
-            Some(v) => {
-                let loc = Loc::from_saphyr(&v.referenced);
-                let rendered = match render_value(&v.value, ctx) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        diags.push(Diag::at(call.source, loc, e));
-                        continue;
-                    }
-                };
-                match check_value(name, spec, rendered) {
-                    Ok(v) => v,
-                    Err((msg, help)) => {
-                        let mut d = Diag::at(call.source, loc, msg);
-                        d.help = help;
-                        diags.push(d);
-                        continue;
-                    }
-                }
-            }
-            None => match &spec.default {
-                Some(Value::String(s)) => match render_str(s, ctx) {
-                    Ok(r) => Value::String(r),
-                    Err(e) => {
-                        diags.push(Diag::plain(format!(
-                            "preset `{}`: default of `{name}`: {e}",
-                            def.name
-                        )));
-                        continue;
-                    }
-                },
-                Some(v) => v.clone(),
-                None if spec.required == Some(true) => {
-                    diags.push(
-                        Diag::at(
-                            call.source,
-                            call.loc,
-                            format!("preset `{}` needs parameter `{name}`", def.name),
-                        )
-                        .with_help(format!("add `{name}:` under `with:`")),
-                    );
+        let overridden = overrides.iter().rev().find(|(k, _)| k == name);
+        let value = if let Some((_, raw)) = overridden {
+            match check_value(name, spec, crate::plan::extra_value(raw)) {
+                Ok(v) => v,
+                Err((msg, help)) => {
+                    let mut d = Diag::plain(format!("-e {name}={raw}: {msg}"));
+                    d.help = help;
+                    diags.push(d);
                     continue;
                 }
-                None => Value::Null,
-            },
+            }
+        } else {
+            match given {
+                Some(v) => {
+                    let loc = Loc::from_saphyr(&v.referenced);
+                    let rendered = match render_value(&v.value, ctx) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            diags.push(Diag::at(call.source, loc, e));
+                            continue;
+                        }
+                    };
+                    match check_value(name, spec, rendered) {
+                        Ok(v) => v,
+                        Err((msg, help)) => {
+                            let mut d = Diag::at(call.source, loc, msg);
+                            d.help = help;
+                            diags.push(d);
+                            continue;
+                        }
+                    }
+                }
+                None => match &spec.default {
+                    Some(Value::String(s)) => match render_str(s, ctx) {
+                        Ok(r) => Value::String(r),
+                        Err(e) => {
+                            diags.push(Diag::plain(format!(
+                                "preset `{}`: default of `{name}`: {e}",
+                                def.name
+                            )));
+                            continue;
+                        }
+                    },
+                    Some(v) => v.clone(),
+                    None if spec.required == Some(true) => {
+                        diags.push(
+                            Diag::at(
+                                call.source,
+                                call.loc,
+                                format!("preset `{}` needs parameter `{name}`", def.name),
+                            )
+                            .with_help(format!("add `{name}:` under `with:`")),
+                        );
+                        continue;
+                    }
+                    None => Value::Null,
+                },
+            }
         };
         if spec.secret == Some(true) {
             collect_strings(&value, &mut out.secrets);

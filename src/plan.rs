@@ -73,8 +73,14 @@ pub fn load(path: &Path) -> Result<(Arc<Source>, Vec<Spanned<StepSpec>>), Diags>
     Ok((source, steps))
 }
 
-/// Parses a `-e` value: true/false and integers are typed, anything else is a string.
+/// Parses a `-e` value: true/false and integers are typed, a JSON list or mapping is parsed,
+/// anything else is a string.
 pub fn extra_value(v: &str) -> serde_json::Value {
+    if v.starts_with('[') || v.starts_with('{') {
+        if let Ok(j) = serde_json::from_str::<serde_json::Value>(v) {
+            return j;
+        }
+    }
     match v {
         "true" => true.into(),
         "false" => false.into(),
@@ -267,7 +273,14 @@ impl Walker<'_> {
             let mut merged = with_ctx.clone();
             merged.extend(pctx.clone());
             merged.insert("privileged", &privileged);
-            let c = params::check(def, with, &call, &mut merged, &mut self.diags);
+            let c = params::check(
+                def,
+                with,
+                self.inputs.extra,
+                &call,
+                &mut merged,
+                &mut self.diags,
+            );
             pctx = merged;
             c
         };

@@ -113,45 +113,70 @@ impl CopyAction {
         Ok((ok, line))
     }
 
-    fn desired_sha(&self, cx: &Cx<'_>) -> Result<String, String> {
+    /// Checks that a local source exists and is the expected program.
+    fn verify_source(&self, src: &Path) -> Result<(), String> {
+        if !src.is_file() {
+            return Err(format!(
+                "source {} does not exist{}",
+                src.display(),
+                if src.ends_with("mlflow") {
+                    " (build it with `cargo build --release -p mlflow-server`, or set `source: {url, sha256}` or `source: {path}`)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if let Some(v) = &self.version {
+            let (ok, line) = self.recognised(src)?;
+            if !ok {
+                return Err(format!(
+                    "source {} is not the expected program: `{} {}` printed `{line}`",
+                    src.display(),
+                    src.display(),
+                    v.args.join(" ")
+                ));
+            }
+            if let Some(expect) = &v.expect {
+                if line != *expect && !line.starts_with(&format!("{expect} ")) {
+                    return Err(format!(
+                        "source {} is `{line}`, but `{expect}` was requested",
+                        src.display()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `dest` already holds the wanted content (`Some(true)`), other content
+    /// (`Some(false)`) or does not exist (`None`). Local sources are compared byte for byte
+    /// (cheap even for a large binary); downloads by their declared sha256.
+    fn up_to_date(&self, cx: &Cx<'_>) -> Result<Option<bool>, String> {
         match &self.source {
             Some(Source::Local(src)) => {
-                let sha = sha256_file(&cx.sys, src)?.ok_or_else(|| {
-                    format!(
-                        "source {} does not exist{}",
-                        src.display(),
-                        if src.ends_with("mlflow") {
-                            " (build it with `cargo build --release -p mlflow-server`, or set `source: {url, sha256}`)"
-                        } else {
-                            ""
-                        }
-                    )
-                })?;
-                if let Some(v) = &self.version {
-                    let (ok, line) = self.recognised(src)?;
-                    if !ok {
-                        return Err(format!(
-                            "source {} is not the expected program: `{} {}` printed `{line}`",
-                            src.display(),
-                            src.display(),
-                            v.args.join(" ")
-                        ));
-                    }
-                    if let Some(expect) = &v.expect {
-                        if line != *expect {
-                            return Err(format!(
-                                "source {} is `{line}`, but `{expect}` was requested",
-                                src.display()
-                            ));
-                        }
-                    }
-                }
-                Ok(sha)
+                self.verify_source(src)?;
+                same_content(&cx.sys, src, &self.dest)
             }
-            Some(Source::Url { sha256, .. }) => Ok(sha256.clone()),
+            Some(Source::Url { sha256, .. }) => {
+                Ok(sha256_file(&cx.sys, &self.dest)?.map(|h| h == *sha256))
+            }
             None => Err("nothing to copy".into()),
         }
     }
+}
+
+/// Compares two files: `None` when `dest` is missing, else whether the bytes are equal.
+fn same_content(sys: &crate::system::Sys, src: &Path, dest: &Path) -> Result<Option<bool>, String> {
+    let (Ok(ms), Ok(md)) = (std::fs::metadata(src), std::fs::metadata(dest)) else {
+        return Ok(dest.symlink_metadata().ok().map(|_| false));
+    };
+    if ms.len() != md.len() {
+        return Ok(Some(false));
+    }
+    let a = sys
+        .read(src)?
+        .ok_or_else(|| format!("{} disappeared", src.display()))?;
+    Ok(Some(sys.read(dest)?.is_some_and(|b| b == a)))
 }
 
 impl Action for CopyAction {
@@ -185,10 +210,8 @@ impl Action for CopyAction {
                 Change::new(format!("remove {dest}")).path(&self.dest),
             ));
         }
-        let want = self.desired_sha(cx)?;
-        let have = sha256_file(&cx.sys, &self.dest)?;
-        match have {
-            Some(h) if h == want => {
+        match self.up_to_date(cx)? {
+            Some(true) => {
                 let mode = stat(&self.dest).map(|s| s.0).unwrap_or(0);
                 if mode != self.mode {
                     return Ok(Check::Change(
@@ -196,12 +219,9 @@ impl Action for CopyAction {
                             .path(&self.dest),
                     ));
                 }
-                Ok(Check::Ok(format!(
-                    "{dest} is up to date (sha256 {})",
-                    &want[..12]
-                )))
+                Ok(Check::Ok(format!("{dest} is up to date")))
             }
-            Some(_) => {
+            Some(false) => {
                 let (ours, line) = self.recognised(&self.dest)?;
                 if !ours && !self.force {
                     return Err(format!(

@@ -81,8 +81,19 @@ pub fn fingerprint(sys: &Sys, spec: &Spec) -> Result<String, String> {
     acc.push_str(&spec.exec.join("\u{0}"));
     acc.push('\n');
     if let Some(bin) = spec.exec.first() {
-        let bytes = sys.read(Path::new(bin))?.unwrap_or_default();
-        acc.push_str(&sha256_hex(&bytes));
+        // The binary is replaced atomically (a new inode) when it changes, so its identity
+        // and size stand for its content without hashing a large file on every run.
+        if let Ok(m) = fs::metadata(bin) {
+            use std::os::unix::fs::MetadataExt;
+            acc.push_str(&format!(
+                "{}:{}:{}:{}.{}",
+                m.dev(),
+                m.ino(),
+                m.size(),
+                m.mtime(),
+                m.mtime_nsec()
+            ));
+        }
     }
     acc.push('\n');
     if let Some(env) = &spec.env_file {
