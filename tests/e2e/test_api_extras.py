@@ -461,3 +461,128 @@ def test_unicode_round_trip(client):
     assert run.info.run_name == "run-ß-😀"
     assert run.data.params == {"p": "välue-中"} and run.data.tags["t"] == "ταγ"
     assert [r.info.run_id for r in client.search_runs([eid], "params.p = 'välue-中'")] == [rid]
+
+
+# ---------------------------------------------------------------- metric semantics
+
+
+def test_identical_metric_points_are_stored_once(client, experiment_id):
+    rid = client.create_run(experiment_id).info.run_id
+    client.log_metric(rid, "m", 1.0, timestamp=100, step=1)
+    client.log_metric(rid, "m", 1.0, timestamp=100, step=1)
+    client.log_batch(rid, metrics=[Metric("m", 1.0, 100, 1), Metric("m", 2.0, 100, 1)])
+    hist = sorted((m.step, m.timestamp, m.value) for m in client.get_metric_history(rid, "m"))
+    assert hist == [(1, 100, 1.0), (1, 100, 2.0)]
+
+
+def test_latest_metric_tie_breaks(client, experiment_id):
+    """`run.data.metrics` = max of (step, timestamp, value) per key."""
+    rid = client.create_run(experiment_id).info.run_id
+    client.log_batch(
+        rid,
+        metrics=[
+            Metric("ts", 5.0, 200, 3),
+            Metric("ts", 9.0, 100, 3),  # same step, older timestamp: not latest
+            Metric("val", 1.0, 100, 3),
+            Metric("val", 7.0, 100, 3),  # same step and timestamp: larger value wins
+            Metric("val", 3.0, 100, 3),
+            Metric("neg", -5.0, 100, 0),
+            Metric("neg", -1.0, 50, -1),  # negative step is older than step 0
+        ],
+    )
+    assert client.get_run(rid).data.metrics == {"ts": 5.0, "val": 7.0, "neg": -5.0}
+    later = client.search_runs([experiment_id], f"attributes.run_id = '{rid}' AND metrics.val = 7")
+    assert [r.info.run_id for r in later] == [rid]
+    assert client.search_runs([experiment_id], f"attributes.run_id = '{rid}' AND metrics.ts = 9") == []
+
+
+# ---------------------------------------------------------------- run lifecycle
+
+
+def test_resume_run_and_end_again(tracking):
+    exp = mlflow.set_experiment(unique_name("resume"))
+    with mlflow.start_run() as first:
+        mlflow.log_metric("m", 1.0, step=0)
+    client = MlflowClient()
+    ended = client.get_run(first.info.run_id)
+    assert ended.info.status == "FINISHED" and ended.info.end_time is not None
+    with mlflow.start_run(run_id=first.info.run_id) as resumed:
+        assert resumed.info.run_id == first.info.run_id
+        assert client.get_run(first.info.run_id).info.status == "RUNNING"
+        mlflow.log_metric("m", 2.0, step=1)
+    again = client.get_run(first.info.run_id)
+    assert again.info.status == "FINISHED"
+    assert again.info.end_time >= ended.info.end_time
+    assert again.data.metrics == {"m": 2.0}
+    assert again.info.experiment_id == exp.experiment_id
+    assert len(client.search_runs([exp.experiment_id])) == 1
+
+
+def test_end_run_failed_and_killed(client, experiment_id):
+    a = client.create_run(experiment_id).info.run_id
+    b = client.create_run(experiment_id).info.run_id
+    client.set_terminated(a, status="FAILED", end_time=1234)
+    client.set_terminated(b, status="KILLED")
+    ra, rb = client.get_run(a).info, client.get_run(b).info
+    assert (ra.status, ra.end_time) == ("FAILED", 1234)
+    assert rb.status == "KILLED" and rb.end_time >= rb.start_time
+    found = client.search_runs([experiment_id], "attributes.status = 'KILLED'")
+    assert [r.info.run_id for r in found] == [b]
+
+
+# ---------------------------------------------------------------- more attributes in search
+
+
+@pytest.fixture
+def attr_runs(server, client):
+    eid = client.create_experiment(unique_name("attrs"))
+    ids = {}
+    for name, user, start in [("r-alice", "alice", 1_000), ("r-bob", "bob", 2_000), ("r-open", "alice", 3_000)]:
+        r = requests.post(
+            server.url + API + "/runs/create",
+            json={"experiment_id": eid, "user_id": user, "run_name": name, "start_time": start},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text[:300]
+        ids[name] = r.json()["run"]["info"]["run_id"]
+    client.set_terminated(ids["r-alice"], end_time=5_000)
+    client.set_terminated(ids["r-bob"], end_time=4_000)
+    return SimpleNamespace(eid=eid, ids=ids, names={v: k for k, v in ids.items()})
+
+
+def attr_search(client, attr_runs, filter_string="", **kw):
+    return [attr_runs.names[r.info.run_id] for r in client.search_runs([attr_runs.eid], filter_string, **kw)]
+
+
+def test_search_user_id_artifact_uri_and_created(client, attr_runs):
+    assert attr_search(client, attr_runs, "attributes.user_id = 'alice'") == ["r-open", "r-alice"]
+    assert attr_search(client, attr_runs, "user_id LIKE 'b%'") == ["r-bob"]
+    assert attr_search(client, attr_runs, "attributes.user_id != 'alice'") == ["r-bob"]
+    bob = attr_runs.ids["r-bob"]
+    assert attr_search(client, attr_runs, f"attributes.artifact_uri LIKE '%{bob}%'") == ["r-bob"]
+    assert attr_search(client, attr_runs, "attributes.created >= 2000") == ["r-open", "r-bob"]
+    assert attr_search(client, attr_runs, "attributes.Created < 2000") == ["r-alice"]
+    assert attr_search(client, attr_runs, "attributes.end_time > 4500") == ["r-alice"]
+    assert attr_search(client, attr_runs, "run.run_name = 'r-bob'") == ["r-bob"]
+
+
+def test_order_by_end_time_nulls_last(client, attr_runs):
+    assert attr_search(client, attr_runs, order_by=["attributes.end_time DESC"]) == ["r-alice", "r-bob", "r-open"]
+    assert attr_search(client, attr_runs, order_by=["attributes.end_time ASC"]) == ["r-bob", "r-alice", "r-open"]
+    assert attr_search(client, attr_runs, order_by=["attributes.user_id ASC", "attributes.start_time ASC"]) == [
+        "r-alice",
+        "r-open",
+        "r-bob",
+    ]
+    assert attr_search(client, attr_runs, order_by=["attributes.created ASC"]) == ["r-alice", "r-bob", "r-open"]
+
+
+def test_delete_missing_experiment_tag(client):
+    eid = client.create_experiment(unique_name("notag"))
+    code = error_code_of(client.delete_experiment_tag, eid, "never-set")
+    assert code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_in_is_only_for_ids(client, attr_runs):
+    for bad in ["attributes.run_name IN ('r-bob')", "attributes.user_id NOT IN ('alice')", "params.p IN ('x')"]:
+        assert error_code_of(client.search_runs, [attr_runs.eid], bad) == "INVALID_PARAMETER_VALUE", bad
