@@ -26,6 +26,14 @@ pub fn run() -> i32 {
             return if e.use_stderr() { EXIT_INVALID } else { 0 };
         }
     };
+    if !matches!(cli.command, Command::Apply(_)) {
+        // Read-only commands end quietly when their reader goes away (`preset plan | head`);
+        // apply keeps running and its reporter ignores a closed stdout.
+        // SAFETY: setting a signal disposition before any thread is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // TLS for downloads and https asserts.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let library = Library::new(cli.presets_dir.clone());

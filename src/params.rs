@@ -405,6 +405,7 @@ mod tests {
             choices: None,
             description: None,
             secret: None,
+            default_doc: None,
             min: None,
             max: None,
             schemes: None,

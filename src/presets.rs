@@ -94,6 +94,8 @@ pub struct ParamSpec {
     pub choices: Option<Vec<String>>,
     pub description: Option<String>,
     pub secret: Option<bool>,
+    /// How `preset show` words a templated default (e.g. "/var/lib/mlflow as root").
+    pub default_doc: Option<String>,
     pub min: Option<i64>,
     pub max: Option<i64>,
     pub schemes: Option<Vec<String>>,
@@ -225,6 +227,7 @@ pub fn describe(def: &PresetDef) -> String {
             ty = c.join("|");
         }
         let default = match &p.default {
+            _ if p.default_doc.is_some() => p.default_doc.clone().unwrap_or_default(),
             Some(serde_json::Value::String(v)) => v.clone(),
             Some(v) => v.to_string(),
             None if p.required == Some(true) => "(required)".into(),
@@ -240,6 +243,10 @@ pub fn describe(def: &PresetDef) -> String {
             }
         }
     }
+    s.push_str(&format!(
+        "\nSet parameters under `with:` (- preset: {}), or override one for a run with -e NAME=VALUE.\n",
+        def.name
+    ));
     s
 }
 
