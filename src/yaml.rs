@@ -64,7 +64,7 @@ fn hint_for(message: &str) -> Option<String> {
             .collect();
         return did_you_mean(name, expected.iter().copied());
     }
-    if message.contains("boolean") {
+    if message.contains("invalid boolean") {
         return Some("write `true` or `false` (yes/no/on/off are not booleans here)".into());
     }
     None

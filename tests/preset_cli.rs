@@ -18,6 +18,13 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// A script that answers `--version` like our server, standing in for it.
+fn stand_in_binary(dir: &Path) -> PathBuf {
+    let p = write(dir, "mlflow", "#!/bin/sh\necho 'mlflow 0.0.0'\n");
+    Command::new("chmod").arg("755").arg(&p).status().unwrap();
+    p
+}
+
 /// Runs `apply` on a broken playbook and returns stderr; asserts exit 2 and no side effect.
 fn broken(text: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -89,10 +96,11 @@ fn duplicate_keys_and_step_shape() {
 #[test]
 fn secrets_are_masked_in_errors_and_plans() {
     let dir = tempfile::tempdir().unwrap();
+    let fake = stand_in_binary(dir.path());
     let pb = write(
         dir.path(),
         "p.yml",
-        "- preset: mlflow\n  with:\n    backend_store_uri: postgresql://u:hunter2@db/x\n    service: true\n",
+        &format!("- preset: mlflow\n  with:\n    backend_store_uri: postgresql://u:hunter2@db/x\n    service: true\n    source: {{path: {}}}\n", fake.display()),
     );
     let out = preset(&["plan", pb.to_str().unwrap()], dir.path());
     let text = String::from_utf8_lossy(&out.stdout);
@@ -220,7 +228,7 @@ fn rendered_unit_passes_systemd_analyze_verify() {
         dir.path(),
         "p.yml",
         &format!(
-            "- preset: mlflow\n  with:\n    service: true\n    user: root\n    bin_dir: {d}\n    unit_dir: {d}/units\n    data_dir: {d}/data\n    config_dir: {d}/etc\n    extra_args: [--static-prefix, /mlflow]\n    backend_store_uri: postgresql://u:pw@db/x\n"
+            "- preset: mlflow\n  with:\n    service: true\n    user: root\n    bin_dir: {d}\n    unit_dir: {d}/units\n    data_dir: {d}/data\n    config_dir: {d}/etc\n    source: {{path: {d}/mlflow}}\n    extra_args: [--static-prefix, /mlflow]\n    backend_store_uri: postgresql://u:pw@db/x\n"
         ),
     );
     let out = preset(
@@ -253,4 +261,30 @@ fn rendered_unit_passes_systemd_analyze_verify() {
         .filter(|l| l.contains("mlflow.service"))
         .collect();
     assert!(problems.is_empty(), "systemd-analyze verify: {err}");
+}
+
+/// Every playbook in examples/ (one per YAML block of the seed) validates.
+#[test]
+fn examples_validate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for e in std::fs::read_dir(root.join("examples")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yml") {
+            let out = Command::new(env!("CARGO_BIN_EXE_preset"))
+                .args(["validate", p.to_str().unwrap()])
+                .env("MLFLOW_DB_PASSWORD", "example-password")
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}: {}",
+                p.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "expected the seed's examples, found {n}");
 }
