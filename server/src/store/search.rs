@@ -145,13 +145,23 @@ pub fn run_order(sql: &mut Sql, order: &[OrderKey]) {
     let mut has_start_time = false;
     for item in order {
         let (expr, args) = match item.entity {
-            Entity::Metric => (
-                format!(
-                    "(SELECT lm.value FROM latest_metrics lm WHERE lm.run_uuid = runs.run_uuid \
-                     AND lm.{key} = {{}} AND lm.is_nan = FALSE)"
-                ),
-                vec![Arg::Str(item.key.clone())],
-            ),
+            Entity::Metric => {
+                // MLflow sorts NaN after every number and missing values after NaN, in
+                // either direction.
+                sql.push(&format!(
+                    "COALESCE((SELECT CASE WHEN lm.is_nan THEN 1 ELSE 0 END FROM latest_metrics \
+                     lm WHERE lm.run_uuid = runs.run_uuid AND lm.{key} = "
+                ))
+                .bind(item.key.clone())
+                .push("), 2), ");
+                (
+                    format!(
+                        "(SELECT lm.value FROM latest_metrics lm WHERE lm.run_uuid = \
+                         runs.run_uuid AND lm.{key} = {{}} AND lm.is_nan = FALSE)"
+                    ),
+                    vec![Arg::Str(item.key.clone())],
+                )
+            }
             Entity::Param | Entity::Tag => {
                 let table = if item.entity == Entity::Param {
                     "params"
