@@ -1,0 +1,333 @@
+//! The seed's quick start as a user runs it: `examples/quickstart.yml` (`- preset: mlflow`)
+//! and `examples/uninstall.yml`, verbatim, with the real `mlflow` binary that sits next to the
+//! `preset` executable (the preset's default source). Only `-e` overrides point the install
+//! at a temporary folder and a free port, so the machine's /usr/local/bin and /var/lib/mlflow
+//! are never touched. Output is read as `--format json` events.
+//!
+//! apply → /health OK → an experiment is created → apply again: 0 changed → `--check --diff`
+//! with a changed parameter predicts the change and changes nothing → uninstall: binary gone,
+//! data kept → uninstall again: 0 changed → apply again: the experiment is still there.
+//!
+//! Needs the server binary: `cargo build --workspace --bins` before `cargo test`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `mlflow` binary the preset installs by default: next to the `preset` executable.
+fn server_binary() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_preset")).with_file_name("mlflow");
+    assert!(
+        p.is_file(),
+        "{} is missing: build the server first with `cargo build --workspace --bins` \
+         (the mlflow preset installs the `mlflow` binary found next to `preset`)",
+        p.display()
+    );
+    p
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// One run of `preset apply --format json`: exit code, step events and the recap.
+struct Run {
+    code: i32,
+    steps: Vec<Value>,
+    recap: Value,
+    raw: String,
+}
+
+impl Run {
+    fn count(&self, key: &str) -> u64 {
+        self.recap[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no `{key}` in the recap: {}", self.raw))
+    }
+    fn step(&self, name_part: &str) -> &Value {
+        self.steps
+            .iter()
+            .find(|s| s["name"].as_str().is_some_and(|n| n.contains(name_part)))
+            .unwrap_or_else(|| panic!("no step `{name_part}` in: {}", self.raw))
+    }
+}
+
+/// The temporary install: its folder, port and `-e` overrides.
+struct Install {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Install {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temporary folder"),
+            port: free_port(),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn overrides(&self) -> Vec<String> {
+        let d = self.dir.path().display();
+        let user = if preset::facts::euid() == 0 {
+            "root".to_string()
+        } else {
+            std::env::var("USER").unwrap_or_default()
+        };
+        let mut e = vec![
+            format!("tracking_uri=http://127.0.0.1:{}", self.port),
+            format!("data_dir={d}/data"),
+            format!("bin_dir={d}/bin"),
+            format!("config_dir={d}/etc"),
+            format!("unit_dir={d}/units"),
+        ];
+        if !user.is_empty() {
+            // Run as ourselves: no system user is created on this machine.
+            e.push(format!("user={user}"));
+        }
+        e
+    }
+
+    fn apply(&self, playbook: &str, extra: &[&str]) -> Run {
+        let mut args: Vec<String> = vec!["apply".into(), "--format".into(), "json".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        for e in self.overrides() {
+            args.push("-e".into());
+            args.push(e);
+        }
+        args.push(root().join(playbook).display().to_string());
+        let out = Command::new(env!("CARGO_BIN_EXE_preset"))
+            .args(&args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run preset");
+        let raw = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut steps = Vec::new();
+        let mut recap = Value::Null;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON event ({e}): {line}\n{raw}"));
+            match v["event"].as_str() {
+                Some("step") => steps.push(v),
+                Some("recap") => recap = v,
+                _ => {}
+            }
+        }
+        assert!(recap.is_object(), "no recap event: {raw}");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            steps,
+            recap,
+            raw,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.path("data/mlflow.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+}
+
+/// Stops a server this test started, even when an assertion failed half-way.
+impl Drop for Install {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid().filter(|p| *p > 1) {
+            // SAFETY: plain signal delivery to the server this test started.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+    let req = match method {
+        "POST" => client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.unwrap_or("{}").to_string()),
+        _ => client.get(url),
+    };
+    match req.send() {
+        Ok(r) => (r.status().as_u16(), r.text().unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+#[test]
+fn quickstart_lifecycle_with_the_seed_playbooks() {
+    server_binary();
+    let inst = Install::new();
+
+    // 1. The quick start installs and starts the server, and reports what changed.
+    let run = inst.apply("examples/quickstart.yml", &[]);
+    assert_eq!(run.code, 0, "{}", run.raw);
+    assert!(run.count("changed") >= 3, "{}", run.raw);
+    assert_eq!(run.count("failed"), 0, "{}", run.raw);
+    assert_eq!(
+        run.step("install the mlflow binary")["status"],
+        "changed",
+        "{}",
+        run.raw
+    );
+    let started = run.step("run the tracking server");
+    assert_eq!(started["status"], "changed", "{}", run.raw);
+    assert!(
+        started["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/health")),
+        "{}",
+        run.raw
+    );
+    assert_eq!(http("GET", &inst.url("/health"), None), (200, "OK".into()));
+    let binary = inst.path("bin/mlflow");
+    let version = Command::new(&binary)
+        .arg("--version")
+        .output()
+        .expect("installed binary runs");
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("mlflow "));
+    let env_file = inst.path("etc/mlflow.env");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&env_file)
+            .expect("env file")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the environment file holds secrets");
+    let (status, body) = http(
+        "POST",
+        &inst.url("/api/2.0/mlflow/experiments/create"),
+        Some(r#"{"name":"quickstart-kept"}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let pid = inst.pid().expect("pid file under data_dir");
+
+    // 2. A second apply changes nothing and leaves the same process running.
+    let run = inst.apply("examples/quickstart.yml", &[]);
+    assert_eq!(run.code, 0, "{}", run.raw);
+    assert_eq!(run.count("changed"), 0, "{}", run.raw);
+    assert_eq!(inst.pid(), Some(pid));
+
+    // 3. --check with a changed parameter predicts the change and changes nothing.
+    let before = std::fs::read(&env_file).expect("env file");
+    let run = inst.apply(
+        "examples/quickstart.yml",
+        &["--check", "--diff", "-e", "workers=2"],
+    );
+    assert_eq!(run.code, 0, "{}", run.raw);
+    assert_eq!(run.recap["check_mode"], true, "{}", run.raw);
+    assert_eq!(run.count("changed"), 2, "{}", run.raw);
+    let env_step = run.step("environment file");
+    assert_eq!(env_step["status"], "changed", "{}", run.raw);
+    assert!(
+        env_step["diff"]
+            .as_str()
+            .is_some_and(|d| d.contains("+MLFLOW_WORKERS=2")),
+        "{}",
+        run.raw
+    );
+    assert!(
+        run.step("run the tracking server")["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("would restart")),
+        "{}",
+        run.raw
+    );
+    assert_eq!(std::fs::read(&env_file).expect("env file"), before);
+    assert_eq!(inst.pid(), Some(pid), "--check restarted the server");
+    assert_eq!(http("GET", &inst.url("/health"), None).0, 200);
+
+    // 4. The seed's uninstall block: server stopped, binary and env file gone, data kept.
+    let run = inst.apply("examples/uninstall.yml", &[]);
+    assert_eq!(run.code, 0, "{}", run.raw);
+    assert!(run.count("changed") >= 2, "{}", run.raw);
+    assert!(!binary.exists(), "binary still there: {}", run.raw);
+    assert!(!env_file.exists(), "env file still there: {}", run.raw);
+    assert!(inst.path("data/mlflow.db").exists(), "{}", run.raw);
+    let kept = run.step("keep the tracking data");
+    assert!(
+        kept["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&inst.path("data/mlflow.db").display().to_string())),
+        "absent must say where the data is: {}",
+        run.raw
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!listening(inst.port), "server still listening");
+
+    // 5. Uninstall again: all ok.
+    let run = inst.apply("examples/uninstall.yml", &[]);
+    assert_eq!(run.code, 0, "{}", run.raw);
+    assert_eq!(run.count("changed"), 0, "{}", run.raw);
+
+    // 6. Apply again: the experiment created before the uninstall is still there.
+    let run = inst.apply("examples/quickstart.yml", &[]);
+    assert_eq!(run.code, 0, "{}", run.raw);
+    let (status, body) = http(
+        "GET",
+        &inst.url("/api/2.0/mlflow/experiments/get-by-name?experiment_name=quickstart-kept"),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("quickstart-kept"), "{body}");
+
+    // 7. Leave nothing running: uninstall with purge removes the data too.
+    let run = inst.apply("examples/uninstall.yml", &["-e", "purge=true"]);
+    assert_eq!(run.code, 0, "{}", run.raw);
+    assert!(!inst.path("data").exists(), "{}", run.raw);
+}
+
+/// A start that cannot succeed (the port is taken) fails with exit 1, shows the server's
+/// log lines, and leaves no process behind.
+#[test]
+fn failed_start_shows_the_log_and_stops() {
+    server_binary();
+    let inst = Install::new();
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", inst.port)).expect("bind the port");
+    let run = inst.apply("examples/quickstart.yml", &["-e", "health_timeout=20"]);
+    assert_eq!(run.code, 1, "{}", run.raw);
+    assert_eq!(run.count("failed"), 1, "{}", run.raw);
+    let step = run.step("run the tracking server");
+    assert_eq!(step["status"], "failed", "{}", run.raw);
+    assert!(
+        step["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("mlflow.log")),
+        "the failure shows the log: {}",
+        run.raw
+    );
+    assert!(
+        inst.pid().is_none(),
+        "pid file left after a failed start: {}",
+        run.raw
+    );
+}
