@@ -270,6 +270,52 @@ mod tests {
         assert!(describe(&loaded.def).contains("backend_store_uri"));
     }
 
+    /// The unit's hardening, checked on the text so it holds where `systemd-analyze` is
+    /// missing (tests/preset_cli.rs runs `systemd-analyze verify` where it exists).
+    #[test]
+    fn systemd_unit_is_hardened_and_keeps_secrets_out() {
+        let (_, text) = Library::default()
+            .template(Some("mlflow"), Path::new("."), "mlflow.service.tera")
+            .unwrap();
+        let mut ctx = tera::Context::new();
+        for (k, v) in [
+            ("service_name", "mlflow"),
+            ("run_as", "mlflow"),
+            ("env_file", "/etc/mlflow/mlflow.env"),
+            ("data_dir", "/var/lib/mlflow"),
+            ("binary", "/usr/local/bin/mlflow"),
+            ("artifacts", "/srv/artifacts"),
+            ("default_artifact_root", "s3://bucket/x"),
+        ] {
+            ctx.insert(k, v);
+        }
+        ctx.insert("extra_args", &["--static-prefix", "/mlflow"]);
+        let unit = crate::template::render_file("mlflow.service.tera", &text, &ctx).unwrap();
+        for directive in [
+            "User=mlflow",
+            "Restart=on-failure",
+            "NoNewPrivileges=true",
+            "ProtectSystem=strict",
+            "ProtectHome=true",
+            "PrivateTmp=true",
+            "ReadWritePaths=/var/lib/mlflow /srv/artifacts\n",
+            "EnvironmentFile=/etc/mlflow/mlflow.env",
+            "ExecStart=/usr/local/bin/mlflow server --static-prefix /mlflow\n",
+            "WantedBy=multi-user.target",
+        ] {
+            assert!(
+                unit.contains(directive),
+                "missing `{directive}` in:\n{unit}"
+            );
+        }
+        // Store URIs (and their passwords) come from the environment file only.
+        assert!(!unit.contains("--backend-store-uri") && !unit.contains("s3://"));
+        // Running as root: no User= line at all.
+        ctx.insert("run_as", "");
+        let unit = crate::template::render_file("mlflow.service.tera", &text, &ctx).unwrap();
+        assert!(!unit.contains("User="), "{unit}");
+    }
+
     #[test]
     fn unknown_preset_suggests() {
         let d = Library::default().load("mlflw").err().unwrap();
