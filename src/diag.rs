@@ -176,6 +176,26 @@ impl Diags {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// Orders errors by position within each file (files keep the order they first appear
+    /// in), so a playbook's errors read top to bottom.
+    pub fn sort_by_location(&mut self) {
+        let mut files: Vec<String> = Vec::new();
+        for d in &self.0 {
+            let name = d
+                .source
+                .as_ref()
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            if !files.contains(&name) {
+                files.push(name);
+            }
+        }
+        self.0.sort_by_key(|d| {
+            let name = d.source.as_ref().map(|s| s.name.as_str()).unwrap_or("");
+            let file = files.iter().position(|f| f == name).unwrap_or(usize::MAX);
+            (file, d.loc.line, d.loc.col)
+        });
+    }
     pub fn render(&self) -> String {
         let mut s = String::new();
         for d in &self.0 {

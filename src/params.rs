@@ -44,7 +44,7 @@ pub fn check(
         if !names.contains(&key.as_str()) {
             let mut d = Diag::at(
                 call.source,
-                Loc::from_saphyr(&value.referenced),
+                key_loc(call.source, key, Loc::from_saphyr(&value.referenced)),
                 format!("unknown parameter `{key}` for preset `{}`", def.name),
             );
             d.help = did_you_mean(key, names.iter().copied())
@@ -136,6 +136,38 @@ pub fn check(
         out.values.insert(name.clone(), value);
     }
     out
+}
+
+/// Where `key:` is written, when it sits on the line of its value (the block style every
+/// playbook uses); the value's position otherwise.
+fn key_loc(source: &Source, key: &str, value: Loc) -> Loc {
+    let Some(line) = source
+        .text
+        .lines()
+        .nth((value.line as usize).saturating_sub(1))
+    else {
+        return value;
+    };
+    let before: String = line
+        .chars()
+        .take((value.col as usize).saturating_sub(1))
+        .collect();
+    let found = before
+        .find(&format!("{key}:"))
+        .or_else(|| before.find(&format!("\"{key}\":")))
+        .or_else(|| before.find(&format!("'{key}':")));
+    match found {
+        Some(byte) => {
+            // The byte offset is recomputed from line and column when the error is shown.
+            Loc {
+                line: value.line,
+                col: before[..byte].chars().count() as u64 + 1,
+                offset: None,
+                len: key.len(),
+            }
+        }
+        None => value,
+    }
 }
 
 fn collect_strings(v: &Value, out: &mut Vec<String>) {
@@ -434,6 +466,21 @@ mod tests {
         e.choices = Some(vec!["present".into(), "absent".into()]);
         let err = check_value("state", &e, Value::from("absnt")).unwrap_err();
         assert_eq!(err.1.as_deref(), Some("did you mean `absent`?"));
+    }
+
+    #[test]
+    fn unknown_parameter_points_at_its_key() {
+        let src = Source::new("p.yml", "- preset: mlflow\n  with:\n    sérvic: true\n");
+        let value = Loc {
+            line: 3,
+            col: 13,
+            offset: None,
+            len: 4,
+        };
+        let at = key_loc(&src, "sérvic", value);
+        assert_eq!((at.line, at.col), (3, 5));
+        // Not on that line (flow style on another line): the value's position.
+        assert_eq!(key_loc(&src, "other", value), value);
     }
 
     #[test]

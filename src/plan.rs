@@ -409,6 +409,7 @@ pub fn build(
     if w.diags.is_empty() {
         Ok(w.plan)
     } else {
+        w.diags.sort_by_location();
         Err(w.diags)
     }
 }
