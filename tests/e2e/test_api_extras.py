@@ -586,3 +586,47 @@ def test_delete_missing_experiment_tag(client):
 def test_in_is_only_for_ids(client, attr_runs):
     for bad in ["attributes.run_name IN ('r-bob')", "attributes.user_id NOT IN ('alice')", "params.p IN ('x')"]:
         assert error_code_of(client.search_runs, [attr_runs.eid], bad) == "INVALID_PARAMETER_VALUE", bad
+
+
+# ---------------------------------------------------------------- behaviours of the Python server
+# found by sending the same requests to both servers; the client sees them.
+
+
+def test_restore_of_an_active_experiment_is_not_found(client):
+    eid = client.create_experiment(unique_name("active"))
+    assert error_code_of(client.restore_experiment, eid) == "RESOURCE_DOES_NOT_EXIST"
+    assert client.get_experiment(eid).lifecycle_stage == "active"
+
+
+def test_metric_history_of_unknown_run_is_empty(client):
+    assert client.get_metric_history("0123456789abcdef0123456789abcdef", "acc") == []
+
+
+@pytest.mark.parametrize(
+    "filter_string",
+    [
+        "metrics.acc == 0.5",
+        "metrics.acc <> 0.5",
+        "params.p IN ('v')",
+        "attributes.status IS NULL",
+        "metrics.acc IS NULL",
+    ],
+)
+def test_filters_the_python_server_rejects(client, experiment_id, filter_string):
+    rid = client.create_run(experiment_id).info.run_id
+    client.log_metric(rid, "acc", 0.5)
+    client.log_param(rid, "p", "v")
+    assert error_code_of(client.search_runs, [experiment_id], filter_string) == "INVALID_PARAMETER_VALUE"
+
+
+@pytest.mark.parametrize(
+    "filter_string",
+    ["name IN ('Default')", "attributes.name = 'Default'", "name > 'a'", "lifecycle_stage = 'active'"],
+)
+def test_experiment_filters_the_python_server_rejects(client, filter_string):
+    assert error_code_of(client.search_experiments, filter_string=filter_string) == "INVALID_PARAMETER_VALUE"
+
+
+@pytest.mark.parametrize("order_by", ["`Run name`", "bogus", "lifecycle_stage", "params.p ASC NULLS"])
+def test_order_by_keys_the_python_server_rejects(client, experiment_id, order_by):
+    assert error_code_of(client.search_runs, [experiment_id], order_by=[order_by]) == "INVALID_PARAMETER_VALUE"
