@@ -382,6 +382,19 @@ pub fn build(
             });
             continue;
         }
+        if let Some(b) = step.r#become.as_ref().filter(|b| b.value) {
+            if !inputs.facts.is_root && inputs.facts.sudo == "missing" {
+                w.diags.push(
+                    Diag::at(
+                        source,
+                        Loc::from_saphyr(&b.referenced),
+                        "`become: true` needs root, but preset is not running as root and sudo is not installed",
+                    )
+                    .with_help("run preset as root, install sudo, or drop `become` for a user-level install"),
+                );
+                continue;
+            }
+        }
         if let Some(vars) = &step.vars {
             for (k, t) in &vars.0 {
                 if inputs.extra.iter().any(|(ek, _)| ek == k) {

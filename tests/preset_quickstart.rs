@@ -331,3 +331,124 @@ fn failed_start_shows_the_log_and_stops() {
         run.raw
     );
 }
+
+/// Runs `preset` as the unprivileged `nobody` (uid 65534) with HOME in a temporary folder.
+fn preset_as_nobody(home: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "env",
+            "-i",
+        ])
+        .arg(format!("HOME={}", home.display()))
+        .args([
+            "PATH=/usr/bin:/bin",
+            "USER=nobody",
+            env!("CARGO_BIN_EXE_preset"),
+        ])
+        .args(args)
+        .current_dir(home)
+        .output()
+        .expect("run setpriv");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Not root and no `become`: the quick start installs into the user's home (~/.local/bin,
+/// ~/.local/share/mlflow, ~/.config/mlflow) and runs the server as that user. `become: true`
+/// without root and without sudo is refused before anything changes. Runs where the test
+/// runs as root (to drop to `nobody`) and `setpriv` exists.
+#[test]
+fn user_level_install_without_root() {
+    let server = server_binary();
+    let can_drop = preset::facts::euid() == 0
+        && Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !can_drop {
+        eprintln!("skipped: needs root and setpriv to run preset as an unprivileged user");
+        return;
+    }
+    let home = tempfile::tempdir().expect("temporary home");
+    let h = home.path();
+    let chown = Command::new("chown")
+        .args(["65534:65534", h.to_str().expect("utf-8 temp path")])
+        .status()
+        .expect("chown");
+    assert!(chown.success());
+    let (code, _) = preset_as_nobody(h, &["--version"]);
+    let runs = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&server)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if code != 0 || !runs {
+        eprintln!(
+            "skipped: `nobody` cannot run {} or {} (folder permissions)",
+            env!("CARGO_BIN_EXE_preset"),
+            server.display()
+        );
+        return;
+    }
+    let port = free_port();
+    let quickstart = root().join("examples/quickstart.yml");
+    let uri = format!("tracking_uri=http://127.0.0.1:{port}");
+    let pid_file = h.join(".local/share/mlflow/mlflow.pid");
+    struct Kill(PathBuf);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Some(pid) = std::fs::read_to_string(&self.0)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+                .filter(|p| *p > 1)
+            {
+                // SAFETY: plain signal delivery to the server this test started.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+    let _kill = Kill(pid_file.clone());
+
+    let (code, text) =
+        preset_as_nobody(h, &["apply", "-e", &uri, quickstart.to_str().unwrap_or("")]);
+    assert_eq!(code, 0, "{text}");
+    assert!(h.join(".local/bin/mlflow").is_file(), "{text}");
+    assert!(h.join(".config/mlflow/mlflow.env").is_file(), "{text}");
+    assert!(pid_file.is_file(), "{text}");
+    assert!(
+        !text.contains("create user"),
+        "no system user without root: {text}"
+    );
+    assert_eq!(
+        http("GET", &format!("http://127.0.0.1:{port}/health"), None),
+        (200, "OK".into())
+    );
+    let uninstall = root().join("examples/uninstall.yml");
+    let (code, text) =
+        preset_as_nobody(h, &["apply", "-e", &uri, uninstall.to_str().unwrap_or("")]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!h.join(".local/bin/mlflow").exists(), "{text}");
+    assert!(h.join(".local/share/mlflow/mlflow.db").exists(), "{text}");
+
+    // become without root: sudo -n, or (no sudo at all) a located error and no change.
+    if !Path::new("/usr/bin/sudo").exists() && !Path::new("/bin/sudo").exists() {
+        let pb = h.join("become.yml");
+        std::fs::write(&pb, "- preset: mlflow\n  become: true\n").expect("write playbook");
+        let (code, text) = preset_as_nobody(h, &["apply", pb.to_str().unwrap_or("")]);
+        assert_eq!(code, 2, "{text}");
+        assert!(text.contains("become.yml:2:11"), "{text}");
+        assert!(text.contains("sudo is not installed"), "{text}");
+    }
+}
