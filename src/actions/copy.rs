@@ -26,6 +26,8 @@ pub struct CopyAction {
     source: Option<Source>,
     dest: PathBuf,
     mode: u32,
+    owner: Option<String>,
+    group: Option<String>,
     force: bool,
     absent: bool,
     version: Option<VersionCheck>,
@@ -72,6 +74,16 @@ pub fn build(s: &CopySpec, b: &mut Builder<'_>) -> Option<CopyAction> {
         source,
         dest: b.path(&s.dest),
         mode: b.mode(&s.mode).unwrap_or(0o644),
+        owner: s
+            .owner
+            .as_ref()
+            .map(|t| t.value.clone())
+            .filter(|o| !o.is_empty()),
+        group: s
+            .group
+            .as_ref()
+            .map(|t| t.value.clone())
+            .filter(|g| !g.is_empty()),
         force: b.boolean(&s.force, false),
         absent,
         version: s.version_check.as_ref().map(|v| VersionCheck {
@@ -212,12 +224,22 @@ impl Action for CopyAction {
         }
         match self.up_to_date(cx)? {
             Some(true) => {
-                let mode = stat(&self.dest).map(|s| s.0).unwrap_or(0);
+                let (mode, uid, gid, _) = stat(&self.dest).unwrap_or_default();
+                let mut todo = Vec::new();
                 if mode != self.mode {
-                    return Ok(Check::Change(
-                        Change::new(format!("mode {mode:04o} → {:04o}", self.mode))
-                            .path(&self.dest),
+                    todo.push(format!("mode {mode:04o} → {:04o}", self.mode));
+                }
+                let (want_uid, want_gid) =
+                    super::file::resolve_ids(self.owner.as_deref(), self.group.as_deref(), cx)?;
+                if want_uid.is_some_and(|u| u != uid) || want_gid.is_some_and(|g| g != gid) {
+                    todo.push(format!(
+                        "owner → {}:{}",
+                        self.owner.as_deref().unwrap_or("-"),
+                        self.group.as_deref().unwrap_or("-")
                     ));
+                }
+                if !todo.is_empty() {
+                    return Ok(Check::Change(Change::new(todo.join(", ")).path(&self.dest)));
                 }
                 Ok(Check::Ok(format!("{dest} is up to date")))
             }
@@ -260,7 +282,20 @@ impl Action for CopyAction {
             }
             None => return Err("nothing to copy".into()),
         };
-        cx.sys.write_atomic(&self.dest, &bytes, self.mode, None)?;
+        let owner =
+            match super::file::resolve_ids(self.owner.as_deref(), self.group.as_deref(), cx)? {
+                (None, None) => None,
+                (uid, gid) => {
+                    // What is not asked for stays as it is (or is ours for a new file).
+                    let cur = stat(&self.dest);
+                    let me = crate::system::lookup_user(&cx.facts.user);
+                    Some((
+                        uid.or(cur.map(|c| c.1)).unwrap_or(cx.facts.euid),
+                        gid.or(cur.map(|c| c.2)).or(me.map(|u| u.gid)).unwrap_or(0),
+                    ))
+                }
+            };
+        cx.sys.write_atomic(&self.dest, &bytes, self.mode, owner)?;
         Ok(change.msg.clone())
     }
 }

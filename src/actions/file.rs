@@ -111,29 +111,38 @@ pub fn unified_diff(path: &str, old: &str, new: &str) -> Option<String> {
 
 impl FileAction {
     fn ids(&self, cx: &Cx<'_>) -> Result<(Option<u32>, Option<u32>), String> {
-        let resolve = |r: Result<u32, String>| -> Result<Option<u32>, String> {
-            match r {
-                Ok(v) => Ok(Some(v)),
-                // The user may be created by an earlier step that --check did not run.
-                Err(_) if cx.check_mode => Ok(None),
-                Err(e) => Err(e),
-            }
-        };
-        let uid = match &self.owner {
-            Some(o) => resolve(resolve_uid(o))?,
-            None => None,
-        };
-        let gid = match (&self.group, &self.owner) {
-            (Some(g), _) => resolve(resolve_gid(g))?,
-            (None, Some(o)) => match crate::system::lookup_user(o) {
-                Some(u) => Some(u.gid),
-                None if cx.check_mode => None,
-                None => return Err(format!("unknown user `{o}`")),
-            },
-            _ => None,
-        };
-        Ok((uid, gid))
+        resolve_ids(self.owner.as_deref(), self.group.as_deref(), cx)
     }
+}
+
+/// Resolves `owner`/`group` names or numbers (the group defaults to the owner's primary
+/// group). In `--check`, a user that an earlier step would create is not an error yet.
+pub(super) fn resolve_ids(
+    owner: Option<&str>,
+    group: Option<&str>,
+    cx: &Cx<'_>,
+) -> Result<(Option<u32>, Option<u32>), String> {
+    let resolve = |r: Result<u32, String>| -> Result<Option<u32>, String> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(_) if cx.check_mode => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let uid = match owner {
+        Some(o) => resolve(resolve_uid(o))?,
+        None => None,
+    };
+    let gid = match (group, owner) {
+        (Some(g), _) => resolve(resolve_gid(g))?,
+        (None, Some(o)) => match crate::system::lookup_user(o) {
+            Some(u) => Some(u.gid),
+            None if cx.check_mode => None,
+            None => return Err(format!("unknown user `{o}`")),
+        },
+        _ => None,
+    };
+    Ok((uid, gid))
 }
 
 impl Action for FileAction {
