@@ -4,9 +4,11 @@
 //! at a temporary folder and a free port, so the machine's /usr/local/bin and /var/lib/mlflow
 //! are never touched. Output is read as `--format json` events.
 //!
-//! apply → /health OK → an experiment is created → apply again: 0 changed → `--check --diff`
+//! apply → /health OK → an experiment is created and the seed's Python snippet logs a run with
+//! the official client (when .venv from tests/setup-python.sh exists) → apply again: 0 changed → `--check --diff`
 //! with a changed parameter predicts the change and changes nothing → uninstall: binary gone,
-//! data kept → uninstall again: 0 changed → apply again: the experiment is still there.
+//! data kept → uninstall again: 0 changed → apply again: the experiment and the run are still
+//! there.
 //!
 //! Needs the server binary: `cargo build --workspace --bins` before `cargo test`.
 
@@ -180,6 +182,31 @@ fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
     }
 }
 
+/// Runs the seed's "Log experiment from Python" snippet against `uri` with the official
+/// client from the test venv. Returns false (and says so) when the venv is missing.
+fn seed_python_snippet(uri: &str) -> bool {
+    let python = root().join(".venv/bin/python");
+    if !python.is_file() {
+        eprintln!(
+            "note: {} missing (tests/setup-python.sh): the seed's Python snippet is not run",
+            python.display()
+        );
+        return false;
+    }
+    let snippet = "\nimport mlflow\nmlflow.start_run()\nmlflow.log_param('learning_rate', 0.01)\nmlflow.log_metric('accuracy', 0.95)\nmlflow.end_run()\n";
+    let out = Command::new(&python)
+        .args(["-c", snippet])
+        .env("MLFLOW_TRACKING_URI", uri)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "the seed's Python snippet failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
 fn listening(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
@@ -230,6 +257,9 @@ fn quickstart_lifecycle_with_the_seed_playbooks() {
     );
     assert_eq!(status, 200, "{body}");
     let pid = inst.pid().expect("pid file under data_dir");
+    // The seed's Python snippet, verbatim, through the official client when the test venv
+    // (tests/setup-python.sh) is there.
+    let logged_with_python = seed_python_snippet(&inst.url(""));
 
     // 2. A second apply changes nothing and leaves the same process running.
     let run = inst.apply("examples/quickstart.yml", &[]);
@@ -299,6 +329,18 @@ fn quickstart_lifecycle_with_the_seed_playbooks() {
     );
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("quickstart-kept"), "{body}");
+    if logged_with_python {
+        let (status, body) = http(
+            "POST",
+            &inst.url("/api/2.0/mlflow/runs/search"),
+            Some(r#"{"experiment_ids":["0"]}"#),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.contains("learning_rate") && body.contains("accuracy"),
+            "the run logged before the uninstall is gone: {body}"
+        );
+    }
 
     // 7. Leave nothing running: uninstall with purge removes the data too.
     let run = inst.apply("examples/uninstall.yml", &["-e", "purge=true"]);
