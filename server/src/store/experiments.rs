@@ -231,7 +231,13 @@ impl Store {
 
     /// Soft-deletes or restores an experiment and, with it, its runs.
     pub async fn set_experiment_lifecycle(&self, id: i64, stage: &str) -> Result<()> {
-        self.get_experiment(id).await?;
+        // Like MLflow: deleting looks among active experiments, restoring among deleted ones.
+        let exp = self.get_experiment(id).await?;
+        if exp.lifecycle_stage == stage {
+            return Err(MlflowError::not_found(format!(
+                "No Experiment with id={id} exists"
+            )));
+        }
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
         let mut sql = self.sql();

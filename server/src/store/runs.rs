@@ -881,7 +881,7 @@ impl Store {
         limit: Option<i64>,
         offset: i64,
     ) -> Result<Page<Metric>> {
-        self.fetch_info(run_id).await?;
+        // An unknown run has an empty history, as in MLflow.
         let mut sql = self.sql();
         sql.push(&format!(
             "SELECT {k}, value, timestamp, step, CASE WHEN is_nan THEN 1 ELSE 0 END FROM metrics \

@@ -57,9 +57,14 @@ pub fn tokenize(input: &str) -> Result<Vec<Token>> {
             }
             '=' | '!' | '<' | '>' => {
                 let two: String = chars[i..chars.len().min(i + 2)].iter().collect();
+                if two == "==" || two == "<>" {
+                    return Err(MlflowError::invalid(format!(
+                        "Invalid filter '{input}': '{two}' is not a comparison operator; use \
+                         '=' or '!='"
+                    )));
+                }
                 let (op, len) = match two.as_str() {
-                    "==" => ("=", 2),
-                    "!=" | "<>" => ("!=", 2),
+                    "!=" => ("!=", 2),
                     "<=" => ("<=", 2),
                     ">=" => (">=", 2),
                     _ => match c {

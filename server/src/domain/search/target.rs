@@ -22,7 +22,9 @@ impl SearchTarget {
     fn entity_for_prefix(self, prefix: &str) -> Option<Entity> {
         let p = prefix.to_ascii_lowercase();
         match (self, p.as_str()) {
-            (_, "attribute" | "attributes") => Some(Entity::Attribute),
+            // MLflow's experiment search knows only the singular `attribute.` prefix.
+            (_, "attribute") => Some(Entity::Attribute),
+            (Self::Runs | Self::LoggedModels, "attributes") => Some(Entity::Attribute),
             (_, "tag" | "tags") => Some(Entity::Tag),
             (Self::Runs, "attr" | "run") => Some(Entity::Attribute),
             (Self::Runs, "metric" | "metrics") => Some(Entity::Metric),
@@ -62,7 +64,7 @@ impl SearchTarget {
                 _ => None,
             },
             Self::Experiments => match name {
-                "name" => Some(("name", ID)),
+                "name" => Some(("name", TEXT)),
                 "experiment_id" => Some(("experiment_id", ID)),
                 "creation_time" => Some(("creation_time", AttrType::Number)),
                 "last_update_time" => Some(("last_update_time", AttrType::Number)),
@@ -87,7 +89,7 @@ impl SearchTarget {
     fn valid_prefixes(self) -> &'static str {
         match self {
             Self::Runs => "['metrics', 'params', 'tags', 'attributes', 'datasets']",
-            Self::Experiments => "['attributes', 'tags']",
+            Self::Experiments => "['attribute', 'tags']",
             Self::LoggedModels => "['attributes', 'tags', 'params', 'metrics']",
         }
     }
@@ -201,6 +203,10 @@ impl SearchTarget {
     fn orderable(self, entity: Entity, key: &str) -> Result<String> {
         match (self, entity) {
             (Self::Runs, Entity::Metric | Entity::Param | Entity::Tag) => Ok(key.to_string()),
+            // The spelled-out run-name aliases are for filters only, as in MLflow.
+            (Self::Runs, Entity::Attribute) if key.contains(' ') => Err(MlflowError::invalid(
+                format!("Invalid order_by key '{key}'. Use 'run_name'"),
+            )),
             (_, Entity::Attribute) => self
                 .attribute(key)
                 .map(|(canonical, _)| canonical.to_string())
