@@ -105,12 +105,12 @@ def moto(emulators_ready):
         [str(EMU_VENV / "bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     wait_http(url, proc=proc)
     yield url
-    proc.terminate()
-    proc.wait(10)
+    _stop_group(proc)
 
 
 @pytest.fixture(scope="session")
@@ -122,15 +122,27 @@ def azurite(emulators_ready):
          "--skipApiVersionCheck", "--loose"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     wait_http(f"http://127.0.0.1:{port}/", proc=proc)
     yield (
         f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
         f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
     )
-    proc.terminate()
-    proc.wait(10)
+    _stop_group(proc)
     shutil.rmtree(data, ignore_errors=True)
+
+
+def _stop_group(proc):
+    """Stops an emulator and every process it started (Azurite runs node children)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    except ProcessLookupError:
+        pass
 
 
 def _emu_python(code, env):
