@@ -114,7 +114,15 @@ pub fn check(
             }
         };
         if spec.secret == Some(true) {
-            collect_strings(&value, &mut out.secrets);
+            match (spec.ty, value.as_str().map(url::Url::parse)) {
+                // A store URI is secret through its password and query (tokens), not its
+                // location: `sqlite:////var/lib/mlflow/mlflow.db` stays readable in messages.
+                (ParamType::Uri | ParamType::Location, Some(Ok(u))) => {
+                    out.secrets.extend(u.password().map(str::to_string));
+                    out.secrets.extend(u.query().map(str::to_string));
+                }
+                _ => collect_strings(&value, &mut out.secrets),
+            }
         }
         if spec.ty == ParamType::Url {
             if let Some(s) = value.as_str() {

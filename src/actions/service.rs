@@ -311,6 +311,11 @@ impl ServiceAction {
     fn apply_started(&self, cx: &Cx<'_>, mgr: Manager) -> Result<String, String> {
         match mgr {
             Manager::Supervised => {
+                let verb = if supervise::running_pid(&self.proc).is_some() {
+                    "restarted"
+                } else {
+                    "started"
+                };
                 supervise::stop(&self.proc, Duration::from_secs(20))?;
                 let child = supervise::start(&cx.sys, &self.proc)?;
                 let pid = child.id();
@@ -318,7 +323,7 @@ impl ServiceAction {
                     Ok(h) => {
                         self.record_fingerprint(cx)?;
                         Ok(format!(
-                            "started {} (pid {pid}, log {}){h}",
+                            "{verb} {} (pid {pid}, log {}){h}",
                             self.name,
                             self.proc.log_file.display()
                         ))
@@ -446,9 +451,13 @@ impl Action for ServiceAction {
     }
 
     fn apply(&self, cx: &Cx<'_>, change: &Change) -> Result<String, String> {
-        let (mgr, _) = self.manager(cx.facts);
+        let (mgr, note) = self.manager(cx.facts);
         if self.state == State::Started {
-            return self.apply_started(cx, mgr);
+            let done = self.apply_started(cx, mgr)?;
+            return Ok(match note {
+                Some(n) => format!("{n}; {done}"),
+                None => done,
+            });
         }
         supervise::stop(&self.proc, Duration::from_secs(20))?;
         if cx.facts.systemd {
