@@ -247,6 +247,15 @@ impl ServiceAction {
         let prefix = note.map(|n| format!("{n}; ")).unwrap_or_default();
         match mgr {
             Manager::Supervised => {
+                // Installed earlier as a systemd service: that one must let the port go.
+                if cx.facts.systemd
+                    && self.systemctl(&cx.sys, &["is-active", "--quiet", &self.name])?
+                {
+                    return Ok(Check::Change(Change::new(format!(
+                        "{prefix}stop and disable the systemd service {}, then start it under the supervisor",
+                        self.name
+                    ))));
+                }
                 let Some(pid) = supervise::running_pid(&self.proc) else {
                     return Ok(Check::Change(Change::new(format!(
                         "{prefix}start {}",
@@ -274,6 +283,13 @@ impl ServiceAction {
                 let active = self.systemctl(&cx.sys, &["is-active", "--quiet", &self.name])?;
                 let enabled = self.systemctl(&cx.sys, &["is-enabled", "--quiet", &self.name])?;
                 let mut todo = Vec::new();
+                // Started earlier without `service: true`: systemd takes over the port.
+                if let Some(pid) = supervise::running_pid(&self.proc) {
+                    todo.push(format!(
+                        "stop the supervised {} (pid {pid}) that systemd replaces",
+                        self.name
+                    ));
+                }
                 if self.enabled && !enabled {
                     todo.push(format!("enable {}", self.name));
                 }
@@ -316,6 +332,12 @@ impl ServiceAction {
                 } else {
                     "started"
                 };
+                if cx.facts.systemd
+                    && self.systemctl(&cx.sys, &["is-active", "--quiet", &self.name])?
+                {
+                    cx.sys.run_ok(&["systemctl", "stop", &self.name])?;
+                    let _ = cx.sys.run(&["systemctl", "disable", &self.name]);
+                }
                 supervise::stop(&self.proc, Duration::from_secs(20))?;
                 let child = supervise::start(&cx.sys, &self.proc)?;
                 let pid = child.id();
@@ -335,6 +357,8 @@ impl ServiceAction {
                 }
             }
             Manager::Systemd => {
+                // A server started earlier by the supervisor would keep the port.
+                supervise::stop(&self.proc, Duration::from_secs(20))?;
                 cx.sys.run_ok(&["systemctl", "daemon-reload"])?;
                 if self.enabled {
                     cx.sys.run_ok(&["systemctl", "enable", &self.name])?;
