@@ -494,3 +494,35 @@ fn user_level_install_without_root() {
         assert!(text.contains("sudo is not installed"), "{text}");
     }
 }
+
+/// Another program that already answers /health on the port is not mistaken for the new
+/// server: the start is refused with a clear message and no process is left.
+#[test]
+fn busy_port_is_not_mistaken_for_a_healthy_server() {
+    use std::io::{BufRead, BufReader, Write};
+    server_binary();
+    let inst = Install::new();
+    let other = std::net::TcpListener::bind(("127.0.0.1", inst.port)).expect("bind the port");
+    std::thread::spawn(move || {
+        for stream in other.incoming().flatten() {
+            let mut line = String::new();
+            let mut reader = BufReader::new(&stream);
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let mut w = &stream;
+            let _ =
+                w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK");
+        }
+    });
+    let run = inst.apply("examples/quickstart.yml", &[]);
+    assert_eq!(run.code, 1, "{}", run.raw);
+    assert!(
+        run.step("run the tracking server")["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("another program holds the port")),
+        "{}",
+        run.raw
+    );
+    assert!(inst.pid().is_none(), "{}", run.raw);
+}

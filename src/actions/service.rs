@@ -182,6 +182,18 @@ impl ServiceAction {
         format!("system/{}", self.name)
     }
 
+    /// Fails when something already answers the health URL before our server starts: the
+    /// health check would otherwise be passed by another program holding the port.
+    fn port_is_free(&self) -> Result<(), String> {
+        match &self.health_url {
+            Some(url) if probe(url, Duration::from_secs(2)).is_ok() => Err(format!(
+                "{url} already answers before {} is started: another program holds the port; stop it or choose another port (tracking_uri)",
+                self.name
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn healthy_now(&self) -> bool {
         let Some(url) = &self.health_url else {
             return true;
@@ -339,6 +351,7 @@ impl ServiceAction {
                     let _ = cx.sys.run(&["systemctl", "disable", &self.name]);
                 }
                 supervise::stop(&self.proc, Duration::from_secs(20))?;
+                self.port_is_free()?;
                 let child = supervise::start(&cx.sys, &self.proc)?;
                 let pid = child.id();
                 match self.wait_healthy(cx, mgr, Some(child)) {
@@ -364,6 +377,9 @@ impl ServiceAction {
                     cx.sys.run_ok(&["systemctl", "enable", &self.name])?;
                 }
                 let active = self.systemctl(&cx.sys, &["is-active", "--quiet", &self.name])?;
+                if !active {
+                    self.port_is_free()?;
+                }
                 let verb = if active { "restart" } else { "start" };
                 cx.sys.run_ok(&["systemctl", verb, &self.name])?;
                 let h = self.wait_healthy(cx, mgr, None)?;
