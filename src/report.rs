@@ -129,7 +129,8 @@ impl Reporter {
                     "origin": e.origin,
                     "status": e.status.as_str(),
                     "message": message,
-                    "diff": diff,
+                    // Like the text output: file diffs only with --diff.
+                    "diff": if self.show_diff { diff } else { None },
                     "duration_ms": (e.seconds * 1000.0).round() as u64,
                 })
                 .to_string(),

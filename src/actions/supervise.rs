@@ -213,6 +213,12 @@ mod tests {
         };
         let sys = Sys::default();
         let mut child = start(&sys, &spec).unwrap();
+        // spawn returns while the kernel may still be setting up the new program's
+        // arguments (/proc/PID/cmdline is briefly empty): poll instead of looking once.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while running_pid(&spec).is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert_eq!(running_pid(&spec), Some(child.id() as i32));
         // Reap the child in the background so it does not stay a zombie in this test.
         let h = std::thread::spawn(move || child.wait());
