@@ -23,8 +23,19 @@ cmd="$1"; shift
 name="$1"
 unit="$FAKE_UNIT_DIR/$name.service"
 pidf="$state/$name.pid"
-alive() { [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; }
-stop() { if alive; then kill "$(cat "$pidf")"; sleep 0.5; fi; rm -f "$pidf"; }
+alive() {
+  [ -f "$pidf" ] || return 1
+  p=$(cat "$pidf")
+  kill -0 "$p" 2>/dev/null && ! grep -q ') Z' "/proc/$p/stat" 2>/dev/null
+}
+stop() {
+  if alive; then
+    kill "$(cat "$pidf")"
+    i=0
+    while alive && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+  fi
+  rm -f "$pidf"
+}
 case "$cmd" in
   daemon-reload) ;;
   enable) touch "$state/$name.enabled" ;;
