@@ -42,7 +42,9 @@ pub enum Command {
 pub struct PlaybookArgs {
     /// The playbook (a YAML list of steps).
     pub playbook: PathBuf,
-    /// Set a variable for the playbook's templates (repeatable).
+    /// Set a variable for the playbook's templates (repeatable). A name that is a parameter of
+    /// a preset the playbook uses overrides that parameter, e.g. -e data_dir=/srv/mlflow,
+    /// -e state=absent; true/false, numbers and JSON lists or mappings are typed.
     #[arg(short = 'e', long = "extra-var", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub extra: Vec<(String, String)>,
 }
