@@ -526,3 +526,38 @@ fn busy_port_is_not_mistaken_for_a_healthy_server() {
     );
     assert!(inst.pid().is_none(), "{}", run.raw);
 }
+
+/// `-e NAME=VALUE` for a preset parameter is type-checked like `with:`: a wrong value is
+/// invalid input (exit 2) and a right one shows in the plan.
+#[test]
+fn extra_vars_override_preset_parameters_and_are_checked() {
+    let quickstart = root().join("examples/quickstart.yml");
+    let pb = quickstart.to_str().expect("utf-8 path");
+    let out = Command::new(env!("CARGO_BIN_EXE_preset"))
+        .args(["validate", "-e", "workers=many", "-e", "state=gone", pb])
+        .output()
+        .expect("run preset");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("-e workers=many"), "{err}");
+    assert!(err.contains("must be a number"), "{err}");
+    assert!(
+        err.contains("did you mean") || err.contains("one of"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_preset"))
+        .args([
+            "plan",
+            "-e",
+            "data_dir=/srv/elsewhere",
+            "-e",
+            "state=absent",
+            pb,
+        ])
+        .output()
+        .expect("run preset");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("remove the mlflow binary"), "{text}");
+    assert!(text.contains("/srv/elsewhere"), "{text}");
+}
