@@ -503,16 +503,28 @@ impl Store {
                 None => new.push(p),
             }
         }
-        for chunk in new.chunks(CHUNK / 3) {
+        self.insert_key_values(conn, "params", run_id, &new).await
+    }
+
+    /// Inserts `(key, value, run_uuid)` rows into `params` or `tags`, many per statement.
+    async fn insert_key_values(
+        &self,
+        conn: &mut AnyConnection,
+        table: &str,
+        run_id: &str,
+        items: &[&KeyValue],
+    ) -> Result<()> {
+        let key = self.dialect.key_col();
+        for chunk in items.chunks(CHUNK / 3) {
             let mut sql = self.sql();
             sql.push(&format!(
-                "INSERT INTO params ({key}, value, run_uuid) VALUES "
+                "INSERT INTO {table} ({key}, value, run_uuid) VALUES "
             ));
-            for (i, p) in chunk.iter().enumerate() {
+            for (i, kv) in chunk.iter().enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" })
-                    .bind(&p.key)
+                    .bind(&kv.key)
                     .push(", ")
-                    .bind(&p.value)
+                    .bind(&kv.value)
                     .push(", ")
                     .bind(run_id)
                     .push(")");
@@ -544,22 +556,8 @@ impl Store {
             .push(&format!(" AND {key} IN "))
             .bind_list(latest.iter().map(|t| t.key.as_str()));
         sql.query().execute(&mut *conn).await?;
-        for chunk in latest.chunks(CHUNK / 3) {
-            let mut sql = self.sql();
-            sql.push(&format!(
-                "INSERT INTO tags ({key}, value, run_uuid) VALUES "
-            ));
-            for (i, t) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" })
-                    .bind(&t.key)
-                    .push(", ")
-                    .bind(&t.value)
-                    .push(", ")
-                    .bind(run_id)
-                    .push(")");
-            }
-            sql.query().execute(&mut *conn).await?;
-        }
+        self.insert_key_values(conn, "tags", run_id, &latest)
+            .await?;
         if let Some(name) = latest.iter().find(|t| t.key == RUN_NAME_TAG) {
             let mut sql = self.sql();
             sql.push("UPDATE runs SET name = ")
