@@ -97,37 +97,10 @@ impl Store {
         .bind(new.source_run_id)
         .push(", NULL)");
         sql.query().execute(&mut *tx).await?;
-        for (table, key_col, value_col, items) in [
-            (
-                "logged_model_params",
-                "param_key",
-                "param_value",
-                &new.params,
-            ),
-            ("logged_model_tags", "tag_key", "tag_value", &new.tags),
-        ] {
-            for kv in items {
-                let mut sql = self.sql();
-                sql.push(&format!("DELETE FROM {table} WHERE model_id = "))
-                    .bind(&model_id)
-                    .push(&format!(" AND {key_col} = "))
-                    .bind(&kv.key);
-                sql.query().execute(&mut *tx).await?;
-                let mut sql = self.sql();
-                sql.push(&format!(
-                    "INSERT INTO {table} (model_id, experiment_id, {key_col}, {value_col}) VALUES ("
-                ))
-                .bind(&model_id)
-                .push(", ")
-                .bind(new.experiment_id)
-                .push(", ")
-                .bind(&kv.key)
-                .push(", ")
-                .bind(&kv.value)
-                .push(")");
-                sql.query().execute(&mut *tx).await?;
-            }
-        }
+        self.upsert_entries(&mut tx, &model_id, new.experiment_id, &new.params, false)
+            .await?;
+        self.upsert_entries(&mut tx, &model_id, new.experiment_id, &new.tags, true)
+            .await?;
         tx.commit().await?;
         self.get_logged_model(&model_id, false).await
     }
@@ -257,19 +230,35 @@ impl Store {
     ) -> Result<()> {
         let model = self.get_logged_model(model_id, false).await?;
         let experiment_id: i64 = model.info.experiment_id.parse().unwrap_or(0);
+        let mut tx = self.writer.begin().await?;
+        self.upsert_entries(&mut tx, model_id, experiment_id, items, tags)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Upserts tags (`tags = true`) or params of a logged model inside the caller's
+    /// transaction.
+    async fn upsert_entries(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        model_id: &str,
+        experiment_id: i64,
+        items: &[KeyValue],
+        tags: bool,
+    ) -> Result<()> {
         let (table, key_col, value_col) = if tags {
             ("logged_model_tags", "tag_key", "tag_value")
         } else {
             ("logged_model_params", "param_key", "param_value")
         };
-        let mut tx = self.writer.begin().await?;
         for kv in items {
             let mut sql = self.sql();
             sql.push(&format!("DELETE FROM {table} WHERE model_id = "))
                 .bind(model_id)
                 .push(&format!(" AND {key_col} = "))
                 .bind(&kv.key);
-            sql.query().execute(&mut *tx).await?;
+            sql.query().execute(&mut *conn).await?;
             let mut sql = self.sql();
             sql.push(&format!(
                 "INSERT INTO {table} (model_id, experiment_id, {key_col}, {value_col}) VALUES ("
@@ -282,9 +271,8 @@ impl Store {
             .push(", ")
             .bind(&kv.value)
             .push(")");
-            sql.query().execute(&mut *tx).await?;
+            sql.query().execute(&mut *conn).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
