@@ -1,5 +1,6 @@
 """Fixtures for the artifact suite: our server on a free port, and the storage emulators
-(moto for S3, Azurite for Azure Blob) started from tests/emulators/setup.sh."""
+(moto for S3, Azurite for Azure Blob; fake-gcs-server for GCS in test_gcs.py) installed by
+tests/emulators/setup.sh."""
 
 import os
 import shutil

