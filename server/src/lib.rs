@@ -3,10 +3,12 @@
 //! Data flows one way: [`http`] (routes, request decoding, error mapping) calls
 //! [`service`] (MLflow's rules: validation, limits, run names), which calls [`store`]
 //! (MLflow's SQL schema through sqlx). [`domain`] holds the rules that need neither HTTP
-//! nor SQL, [`wire`] the JSON format, and [`cli`] the command line.
+//! nor SQL, [`wire`] the JSON format, [`cli`] the command line, and [`client`] the
+//! commands that talk to a running server over HTTP.
 
 pub mod artifacts;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod error;

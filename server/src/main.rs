@@ -1,5 +1,6 @@
 //! The `mlflow` binary: parses the command line and runs the chosen command.
 
+use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 use mlflow_server::artifacts::ArtifactRepo;
 use mlflow_server::cli::{Cli, Command, ServerArgs};
+use mlflow_server::client;
 use mlflow_server::config::ServerConfig;
 use mlflow_server::http::{self, AppState};
 use mlflow_server::service::Tracking;
@@ -17,14 +19,42 @@ use mlflow_server::store::{Store, StoreOptions};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
-    let result = match cli.command {
-        Command::Server(args) => run_server(args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    match cli.command {
+        Command::Server(args) => {
+            init_logging();
+            match run_server(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("Error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        command => run_client(command),
+    }
+}
+
+/// A client command (`models`, `experiments`, `runs`): its output on stdout, or one
+/// `error: ...` line on stderr and exit status 1.
+fn run_client(command: Command) -> ExitCode {
+    match client::run(command) {
+        Ok(output) => {
+            // A reader that went away (`| head`) is not an error of ours.
+            let mut stdout = std::io::stdout().lock();
+            match stdout
+                .write_all(output.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write the output: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Err(err) => {
-            eprintln!("Error: {err:#}");
+            eprintln!("error: {err}");
             ExitCode::FAILURE
         }
     }

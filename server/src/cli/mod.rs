@@ -2,6 +2,11 @@
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+pub mod common;
+pub mod experiments;
+pub mod models;
+pub mod runs;
+
 /// Version line: our version and the MLflow release whose API and schema we speak.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -9,7 +14,7 @@ pub const VERSION: &str = concat!(
 );
 
 #[derive(Debug, Parser)]
-#[command(name = "mlflow", version = VERSION, about = "An MLflow-compatible tracking server written in Rust")]
+#[command(name = "mlflow", version = VERSION, about = "An MLflow-compatible tracking server and client CLI written in Rust")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -19,6 +24,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the tracking server.
     Server(ServerArgs),
+    /// Registered models, versions, stages and aliases (on a tracking server).
+    Models(models::ModelsArgs),
+    /// Experiments (on a tracking server).
+    Experiments(experiments::ExperimentsArgs),
+    /// Runs (on a tracking server).
+    Runs(runs::RunsArgs),
 }
 
 /// `mlflow server`: MLflow's flags and environment variables.
@@ -94,4 +105,17 @@ pub struct ServerArgs {
     /// Accepted for compatibility with the Python server; ignored.
     #[arg(long, hide = true)]
     pub waitress_opts: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// clap checks a command's definition only when that command is parsed; check them all.
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
 }

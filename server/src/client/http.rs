@@ -1,0 +1,435 @@
+//! The HTTP side of the client commands: where the server is, how to authenticate, and
+//! MLflow's REST conventions (JSON bodies, `{error_code, message}` errors, paging).
+
+use std::time::Duration;
+
+use reqwest::blocking::{Client as HttpClient, RequestBuilder};
+use reqwest::{Method, Url};
+use serde_json::{Map, Value};
+
+use super::ClientError;
+
+/// Where the client goes when MLFLOW_TRACKING_URI is unset (as the Python client's server).
+pub const DEFAULT_TRACKING_URI: &str = "http://127.0.0.1:5000";
+
+/// Credentials sent with every request. Never printed: `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    Basic { username: String, password: String },
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::None => "Auth::None",
+            Auth::Basic { .. } => "Auth::Basic(<redacted>)",
+            Auth::Bearer(_) => "Auth::Bearer(<redacted>)",
+        })
+    }
+}
+
+/// What the client reads from the environment, as the Python client does.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The server's base URL without credentials (userinfo is moved into `auth`).
+    pub base: Url,
+    pub auth: Auth,
+    pub timeout: Duration,
+    pub insecure_tls: bool,
+    pub server_cert_path: Option<String>,
+}
+
+impl Settings {
+    /// Reads MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD (then
+    /// `~/.mlflow/credentials`), MLFLOW_TRACKING_TOKEN, MLFLOW_HTTP_REQUEST_TIMEOUT,
+    /// MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH.
+    pub fn from_env() -> Result<Self, ClientError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let uri = var("MLFLOW_TRACKING_URI").unwrap_or_else(|| DEFAULT_TRACKING_URI.to_string());
+        let file_creds = read_credentials_file();
+        let username = var("MLFLOW_TRACKING_USERNAME").or(file_creds.0);
+        let password = var("MLFLOW_TRACKING_PASSWORD").or(file_creds.1);
+        let token = var("MLFLOW_TRACKING_TOKEN");
+        let timeout = match var("MLFLOW_HTTP_REQUEST_TIMEOUT") {
+            Some(t) => t.trim().parse::<u64>().map_err(|_| {
+                ClientError::Config(format!(
+                    "MLFLOW_HTTP_REQUEST_TIMEOUT must be a number of seconds, got {t:?}"
+                ))
+            })?,
+            None => 120,
+        };
+        let insecure_tls = var("MLFLOW_TRACKING_INSECURE_TLS")
+            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1"));
+        Self::new(
+            &uri,
+            username,
+            password,
+            token,
+            Duration::from_secs(timeout),
+            insecure_tls,
+            var("MLFLOW_TRACKING_SERVER_CERT_PATH"),
+        )
+    }
+
+    /// Builds settings from explicit values; the rules of `from_env` without the environment.
+    pub fn new(
+        uri: &str,
+        username: Option<String>,
+        password: Option<String>,
+        token: Option<String>,
+        timeout: Duration,
+        insecure_tls: bool,
+        server_cert_path: Option<String>,
+    ) -> Result<Self, ClientError> {
+        let (base, url_user, url_password) = parse_tracking_uri(uri)?;
+        // The Python client prefers username+password over a token when both are set.
+        let auth = match (username.or(url_user), password.or(url_password), token) {
+            (Some(username), Some(password), _) => Auth::Basic { username, password },
+            (_, _, Some(token)) => Auth::Bearer(token),
+            _ => Auth::None,
+        };
+        Ok(Settings {
+            base,
+            auth,
+            timeout,
+            insecure_tls,
+            server_cert_path,
+        })
+    }
+}
+
+/// Splits a tracking URI into a base URL without userinfo and the userinfo's credentials,
+/// so that no secret ends up in a message that shows the URL.
+fn parse_tracking_uri(uri: &str) -> Result<(Url, Option<String>, Option<String>), ClientError> {
+    let invalid = |reason: &str| {
+        ClientError::Config(format!(
+            "MLFLOW_TRACKING_URI must be the http(s):// address of a tracking server ({reason})"
+        ))
+    };
+    let mut url = Url::parse(uri.trim()).map_err(|_| invalid("it is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(&format!("the scheme is {}:", url.scheme())));
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = Some(decode(url.username())).filter(|u| !u.is_empty());
+    let password = url.password().map(decode);
+    // Both setters only fail for URLs that cannot have credentials, which http(s) can.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok((url, user, password))
+}
+
+/// Username and password from `~/.mlflow/credentials` (section `[mlflow]`), as the Python
+/// client reads them; anything unreadable counts as absent.
+fn read_credentials_file() -> (Option<String>, Option<String>) {
+    let Some(home) = std::env::var_os("HOME") else {
+        return (None, None);
+    };
+    let path = std::path::Path::new(&home)
+        .join(".mlflow")
+        .join("credentials");
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_credentials(&text),
+        Err(_) => (None, None),
+    }
+}
+
+fn parse_credentials(text: &str) -> (Option<String>, Option<String>) {
+    let (mut section, mut user, mut password) = (String::new(), None, None);
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') && line.ends_with(']') {
+            section = line[1..line.len() - 1].trim().to_string();
+        } else if section == "mlflow" {
+            if let Some((key, value)) = line.split_once(['=', ':']) {
+                let value = Some(value.trim().to_string()).filter(|v| !v.is_empty());
+                match key.trim().to_ascii_lowercase().as_str() {
+                    "mlflow_tracking_username" => user = value,
+                    "mlflow_tracking_password" => password = value,
+                    _ => {}
+                }
+            }
+        }
+    }
+    (user, password)
+}
+
+/// A connection to one tracking server.
+pub struct Client {
+    http: HttpClient,
+    settings: Settings,
+}
+
+impl Client {
+    pub fn new(settings: Settings) -> Result<Self, ClientError> {
+        let mut builder = HttpClient::builder()
+            .timeout(settings.timeout)
+            .user_agent(concat!("mlflow-rust-cli/", env!("CARGO_PKG_VERSION")))
+            .danger_accept_invalid_certs(settings.insecure_tls);
+        if let Some(path) = &settings.server_cert_path {
+            let pem = std::fs::read(path).map_err(|e| {
+                ClientError::Config(format!(
+                    "cannot read MLFLOW_TRACKING_SERVER_CERT_PATH {path}: {e}"
+                ))
+            })?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                ClientError::Config(format!("MLFLOW_TRACKING_SERVER_CERT_PATH {path}: {e}"))
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Config(format!("cannot set up HTTP: {}", root_cause(&e))))?;
+        Ok(Client { http, settings })
+    }
+
+    /// The server's address as shown in messages (never with credentials).
+    pub fn base_url(&self) -> &str {
+        self.settings.base.as_str().trim_end_matches('/')
+    }
+
+    /// GET `/api/2.0/mlflow/<endpoint>` with a query string.
+    pub fn get(&self, endpoint: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
+        self.call(Method::GET, endpoint, query, None)
+    }
+
+    /// POST a JSON body.
+    pub fn post(&self, endpoint: &str, body: Value) -> Result<Value, ClientError> {
+        self.call(Method::POST, endpoint, &[], Some(body))
+    }
+
+    /// DELETE with a JSON body (MLflow's registry deletes carry their arguments in the body).
+    pub fn delete(&self, endpoint: &str, body: Value) -> Result<Value, ClientError> {
+        self.call(Method::DELETE, endpoint, &[], Some(body))
+    }
+
+    fn endpoint_url(&self, endpoint: &str) -> String {
+        format!("{}/api/2.0/mlflow/{endpoint}", self.base_url())
+    }
+
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        match &self.settings.auth {
+            Auth::None => request,
+            Auth::Basic { username, password } => request.basic_auth(username, Some(password)),
+            Auth::Bearer(token) => request.bearer_auth(token),
+        }
+    }
+
+    fn call(
+        &self,
+        method: Method,
+        endpoint: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<Value, ClientError> {
+        let url = self.endpoint_url(endpoint);
+        let mut request = self.http.request(method, &url).query(query);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = self.authorize(request).send().map_err(|e| {
+            if e.is_timeout() {
+                ClientError::Timeout {
+                    url: self.base_url().to_string(),
+                    seconds: self.settings.timeout.as_secs(),
+                }
+            } else {
+                ClientError::Connect {
+                    url: self.base_url().to_string(),
+                    reason: root_cause(&e),
+                }
+            }
+        })?;
+        let status = response.status();
+        let text = response.text().map_err(|e| ClientError::Connect {
+            url: self.base_url().to_string(),
+            reason: root_cause(&e),
+        })?;
+        if status.is_success() {
+            if text.trim().is_empty() {
+                return Ok(Value::Object(Map::new()));
+            }
+            return match serde_json::from_str::<Value>(&text) {
+                Ok(value @ Value::Object(_)) => Ok(value),
+                _ => Err(ClientError::Decode {
+                    endpoint: endpoint.to_string(),
+                    reason: format!("expected a JSON object, got {}", excerpt(&text)),
+                }),
+            };
+        }
+        Err(error_from_body(status.as_u16(), endpoint, &text))
+    }
+
+    /// Follows `next_page_token` until the last page and returns the items under `key` of
+    /// every page. `fetch` makes one request given the page token; `limit` stops early.
+    pub fn collect_pages(
+        &self,
+        key: &str,
+        limit: Option<usize>,
+        mut fetch: impl FnMut(Option<&str>) -> Result<Value, ClientError>,
+    ) -> Result<Vec<Value>, ClientError> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut page = fetch(token.as_deref())?;
+            if let Some(Value::Array(batch)) = page.get_mut(key).map(Value::take) {
+                items.extend(batch);
+            }
+            if limit.is_some_and(|l| items.len() >= l) {
+                items.truncate(limit.unwrap_or(usize::MAX));
+                return Ok(items);
+            }
+            let next = page
+                .get("next_page_token")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            match next {
+                // A server repeating its token would loop forever.
+                Some(next) if token.as_deref() == Some(next.as_str()) => {
+                    return Err(ClientError::Decode {
+                        endpoint: key.to_string(),
+                        reason: "the server returned the same page token twice".into(),
+                    })
+                }
+                Some(next) => token = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+}
+
+/// An MLflow error body becomes `Api`; anything else (a proxy's HTML page) `Http`.
+fn error_from_body(status: u16, endpoint: &str, text: &str) -> ClientError {
+    if let Ok(Value::Object(body)) = serde_json::from_str::<Value>(text) {
+        let code = body.get("error_code").and_then(Value::as_str);
+        let message = body.get("message").and_then(Value::as_str);
+        if code.is_some() || message.is_some() {
+            return ClientError::Api {
+                status,
+                code: code.unwrap_or("INTERNAL_ERROR").to_string(),
+                message: one_line(message.unwrap_or("")),
+            };
+        }
+    }
+    ClientError::Http {
+        status,
+        endpoint: endpoint.to_string(),
+        body: excerpt(text),
+    }
+}
+
+/// The innermost cause of an error (such as "Connection refused (os error 111)"); reqwest's
+/// own top-level message repeats the URL, which we print once ourselves.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn excerpt(text: &str) -> String {
+    let line = one_line(text);
+    if line.is_empty() {
+        return "an empty body".into();
+    }
+    match line.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(
+        uri: &str,
+        user: Option<&str>,
+        pass: Option<&str>,
+        token: Option<&str>,
+    ) -> Settings {
+        Settings::new(
+            uri,
+            user.map(String::from),
+            pass.map(String::from),
+            token.map(String::from),
+            Duration::from_secs(1),
+            false,
+            None,
+        )
+        .expect("valid settings")
+    }
+
+    #[test]
+    fn userinfo_moves_into_basic_auth_and_out_of_the_url() {
+        let s = settings("http://alice:s%40cret@host:5000/prefix/", None, None, None);
+        assert_eq!(s.base.as_str(), "http://host:5000/prefix/");
+        assert_eq!(
+            s.auth,
+            Auth::Basic {
+                username: "alice".into(),
+                password: "s@cret".into()
+            }
+        );
+        assert!(!format!("{s:?}").contains("cret"));
+    }
+
+    #[test]
+    fn basic_wins_over_token_like_the_python_client() {
+        let s = settings("http://h", Some("u"), Some("p"), Some("t"));
+        assert!(matches!(s.auth, Auth::Basic { .. }));
+        let s = settings("http://h", Some("u"), None, Some("t"));
+        assert_eq!(s.auth, Auth::Bearer("t".into()));
+    }
+
+    #[test]
+    fn non_http_uris_are_refused() {
+        for uri in [
+            "sqlite:///mlflow.db",
+            "file:///tmp/mlruns",
+            "databricks",
+            "./mlruns",
+        ] {
+            let err = Settings::new(uri, None, None, None, Duration::from_secs(1), false, None);
+            assert!(matches!(err, Err(ClientError::Config(_))), "{uri}");
+        }
+    }
+
+    #[test]
+    fn credentials_file_section_is_read() {
+        let text = "[other]\nmlflow_tracking_username = x\n[mlflow]\n\
+                    mlflow_tracking_username = bob\nmlflow_tracking_password = pw\n";
+        assert_eq!(
+            parse_credentials(text),
+            (Some("bob".into()), Some("pw".into()))
+        );
+    }
+
+    #[test]
+    fn mlflow_error_bodies_become_one_line() {
+        let err = error_from_body(
+            404,
+            "registered-models/get",
+            r#"{"error_code":"RESOURCE_DOES_NOT_EXIST","message":"Registered Model with name=x\nnot found"}"#,
+        );
+        assert_eq!(
+            err.to_string(),
+            "RESOURCE_DOES_NOT_EXIST: Registered Model with name=x not found"
+        );
+        let err = error_from_body(502, "runs/get", "<html>Bad gateway</html>");
+        assert!(matches!(err, ClientError::Http { status: 502, .. }));
+    }
+}

@@ -1,0 +1,59 @@
+//! The client commands of the `mlflow` binary (`models`, `experiments`, `runs`): they talk to
+//! a tracking server over MLflow's REST API, as the Python CLI does, and print a table or,
+//! with `--json`, the server's JSON.
+//!
+//! Each command returns its whole output as a string; [`run`] prints it, so a closed pipe
+//! (`| head`) or a failed request never leaves half a table behind.
+
+mod experiments;
+mod http;
+mod models;
+mod runs;
+mod table;
+
+pub use http::{Auth, Client, Settings, DEFAULT_TRACKING_URI};
+
+use crate::cli::Command;
+
+/// Why a client command failed; `Display` is the one line printed after `error: `.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with MLflow's `{error_code, message}`.
+    #[error("{code}: {message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The server (or something in front of it) answered with a non-MLflow error.
+    #[error("HTTP {status} from {endpoint}: {body}")]
+    Http {
+        status: u16,
+        endpoint: String,
+        body: String,
+    },
+    #[error(
+        "cannot reach the tracking server at {url}: {reason} (is `mlflow server` running \
+         there? MLFLOW_TRACKING_URI sets the address)"
+    )]
+    Connect { url: String, reason: String },
+    #[error("the tracking server at {url} did not answer within {seconds} s (MLFLOW_HTTP_REQUEST_TIMEOUT)")]
+    Timeout { url: String, seconds: u64 },
+    #[error("unexpected answer to {endpoint}: {reason}")]
+    Decode { endpoint: String, reason: String },
+    /// A setting or an argument that cannot work.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Runs a client command against the server named by the environment and returns what to
+/// print on stdout. `Command::Server` is not a client command and yields an empty output.
+pub fn run(command: Command) -> Result<String, ClientError> {
+    let client = || Client::new(Settings::from_env()?);
+    match command {
+        Command::Server(_) => Ok(String::new()),
+        Command::Models(args) => models::run(&client()?, args.command),
+        Command::Experiments(args) => experiments::run(&client()?, args.command),
+        Command::Runs(args) => runs::run(&client()?, args.command),
+    }
+}
