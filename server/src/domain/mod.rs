@@ -2,6 +2,7 @@
 //! run-name generation, and the search grammar.
 
 pub mod paging;
+pub mod registry;
 pub mod run_names;
 pub mod search;
 pub mod validation;

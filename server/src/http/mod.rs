@@ -6,6 +6,7 @@ mod error;
 mod experiments;
 mod infra;
 mod logged_models;
+mod registry;
 mod reply;
 pub mod request;
 mod runs;
@@ -94,6 +95,7 @@ fn mlflow_routes() -> Router<AppState> {
             "/mlflow/logged-models/{model_id}/params",
             post(logged_models::log_params),
         )
+        .merge(registry_routes())
         .route("/mlflow/metrics/get-history", get(runs::metric_history))
         .route(
             "/mlflow/metrics/get-history-bulk-interval",
@@ -102,6 +104,51 @@ fn mlflow_routes() -> Router<AppState> {
         .route(
             "/mlflow/metrics/get-history-bulk",
             get(runs::metric_history_bulk_interval),
+        )
+}
+
+/// The model-registry routes (`ModelRegistryService`).
+fn registry_routes() -> Router<AppState> {
+    use registry as r;
+    Router::new()
+        .route("/mlflow/registered-models/create", post(r::create_model))
+        .route("/mlflow/registered-models/get", get(r::get_model))
+        .route("/mlflow/registered-models/rename", post(r::rename_model))
+        .route("/mlflow/registered-models/update", patch(r::update_model))
+        .route("/mlflow/registered-models/delete", delete(r::delete_model))
+        .route("/mlflow/registered-models/search", get(r::search_models))
+        .route(
+            "/mlflow/registered-models/get-latest-versions",
+            post(r::latest_versions).get(r::latest_versions),
+        )
+        .route("/mlflow/registered-models/set-tag", post(r::set_model_tag))
+        .route(
+            "/mlflow/registered-models/delete-tag",
+            delete(r::delete_model_tag),
+        )
+        .route(
+            "/mlflow/registered-models/alias",
+            post(r::set_alias)
+                .delete(r::delete_alias)
+                .get(r::get_by_alias),
+        )
+        .route("/mlflow/model-versions/create", post(r::create_version))
+        .route("/mlflow/model-versions/get", get(r::get_version))
+        .route("/mlflow/model-versions/update", patch(r::update_version))
+        .route("/mlflow/model-versions/delete", delete(r::delete_version))
+        .route("/mlflow/model-versions/search", get(r::search_versions))
+        .route(
+            "/mlflow/model-versions/transition-stage",
+            post(r::transition_stage),
+        )
+        .route(
+            "/mlflow/model-versions/get-download-uri",
+            get(r::download_uri),
+        )
+        .route("/mlflow/model-versions/set-tag", post(r::set_version_tag))
+        .route(
+            "/mlflow/model-versions/delete-tag",
+            delete(r::delete_version_tag),
         )
 }
 

@@ -2,8 +2,10 @@
 //! defaults and run-name generation. Handlers call these; these call the store.
 
 mod logged_models;
+mod registry;
 mod tracking;
 
 pub use logged_models::ModelOrderIn;
+pub use registry::{NewVersionRequest, SourcePolicy, SEARCH_MODEL_VERSIONS_MAX};
 
 pub use tracking::{LogBatch, Paged, Tracking};

@@ -7,6 +7,7 @@
 mod experiments;
 mod group_commit;
 mod logged_models;
+mod registry;
 mod runs;
 mod schema;
 mod search;
@@ -23,6 +24,7 @@ use sql::{Dialect, Sql};
 pub use uri::StoreUri;
 
 pub use logged_models::{model_column, ModelOrder, NewLoggedModel};
+pub use registry::NewModelVersion;
 pub use runs::{Batch, NewDatasetInput, NewMetric, RunUpdate, RUN_NAME_TAG};
 pub use schema::MLFLOW_SCHEMA_REVISION;
 

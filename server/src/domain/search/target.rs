@@ -10,12 +10,18 @@ pub enum SearchTarget {
     Runs,
     Experiments,
     LoggedModels,
+    /// search-registered-models (`SearchModelUtils`).
+    RegisteredModels,
+    /// search-model-versions (`SearchModelVersionUtils`).
+    ModelVersions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AttrType {
     Text { allows_in: bool },
     Number,
+    /// An integer that may also be written as a quoted string (`version_number = '3'`).
+    Integer,
 }
 
 impl SearchTarget {
@@ -70,6 +76,17 @@ impl SearchTarget {
                 "last_update_time" => Some(("last_update_time", AttrType::Number)),
                 _ => None,
             },
+            Self::RegisteredModels => match name {
+                "name" => Some(("name", ID)),
+                _ => None,
+            },
+            Self::ModelVersions => match name {
+                "name" => Some(("name", ID)),
+                "run_id" => Some(("run_id", ID)),
+                "source_path" => Some(("source_path", TEXT)),
+                "version_number" => Some(("version_number", AttrType::Integer)),
+                _ => None,
+            },
         }
     }
 
@@ -91,6 +108,7 @@ impl SearchTarget {
             Self::Runs => "['metrics', 'params', 'tags', 'attributes', 'datasets']",
             Self::Experiments => "['attribute', 'tags']",
             Self::LoggedModels => "['attributes', 'tags', 'params', 'metrics']",
+            Self::RegisteredModels | Self::ModelVersions => "('attribute', 'tag', 'tags')",
         }
     }
 
@@ -105,6 +123,8 @@ impl SearchTarget {
                 "['name', 'model_id', 'model_type', 'status', 'source_run_id', \
                  'creation_timestamp', 'last_updated_timestamp']"
             }
+            Self::RegisteredModels => "{'name'}",
+            Self::ModelVersions => "{'name', 'run_id', 'source_path', 'version_number'}",
         }
     }
 
@@ -132,6 +152,15 @@ impl SearchTarget {
                     )));
                 }
                 key
+            }
+            Entity::Tag
+                if matches!(self, Self::RegisteredModels | Self::ModelVersions)
+                    && !matches!(cmp, Eq | Ne | Like | ILike) =>
+            {
+                return Err(MlflowError::invalid(format!(
+                    "Invalid comparator for tag: {}",
+                    cmp.as_str()
+                )));
             }
             Entity::Param | Entity::Tag => {
                 let ok = match cmp {
@@ -175,7 +204,32 @@ impl SearchTarget {
                         self.attribute_names()
                     )));
                 };
+                let mut value = value;
                 let ok = match ty {
+                    AttrType::Integer => {
+                        let number = match &value {
+                            Literal::Num(n) if n.fract() == 0.0 => Some(*n),
+                            Literal::Str(s) => s.trim().parse::<i64>().ok().map(|n| n as f64),
+                            _ => None,
+                        };
+                        match number {
+                            Some(n) if matches!(cmp, Eq | Ne | Lt | Le | Gt | Ge) => {
+                                value = Literal::Num(n);
+                                true
+                            }
+                            Some(_) => false,
+                            None => {
+                                return Err(MlflowError::invalid(format!(
+                                    "Invalid value for numeric attribute '{key}': {}",
+                                    match &value {
+                                        Literal::Num(n) => n.to_string(),
+                                        Literal::Str(s) => format!("'{s}'"),
+                                        _ => "a list".to_string(),
+                                    }
+                                )))
+                            }
+                        }
+                    }
                     AttrType::Number => {
                         matches!(cmp, Eq | Ne | Lt | Le | Gt | Ge)
                             && matches!(value, Literal::Num(_))
@@ -189,7 +243,12 @@ impl SearchTarget {
                 if !ok {
                     return Err(bad("attribute"));
                 }
-                canonical.to_string()
+                return Ok(Clause {
+                    entity,
+                    key: canonical.to_string(),
+                    comparator: cmp,
+                    value,
+                });
             }
         };
         Ok(Clause {
@@ -202,6 +261,25 @@ impl SearchTarget {
 
     fn orderable(self, entity: Entity, key: &str) -> Result<String> {
         match (self, entity) {
+            // MLflow's SQL store sorts registered models by name or by last update only;
+            // `timestamp` is its alias for the latter.
+            (Self::RegisteredModels, Entity::Attribute) => match key {
+                "name" => Ok("name".into()),
+                "timestamp" | "last_updated_timestamp" => Ok("last_updated_timestamp".into()),
+                _ => Err(MlflowError::invalid(format!(
+                    "Invalid order by key '{key}' specified.Valid keys are \
+                     '{{'name', 'timestamp'}}'"
+                ))),
+            },
+            (Self::ModelVersions, Entity::Attribute) => match key {
+                "name" | "version_number" | "creation_timestamp" | "last_updated_timestamp" => {
+                    Ok(key.to_string())
+                }
+                _ => Err(MlflowError::invalid(format!(
+                    "Invalid order by key '{key}' specified. Valid keys are {{'name', \
+                     'version_number', 'creation_timestamp', 'last_updated_timestamp'}}"
+                ))),
+            },
             (Self::Runs, Entity::Metric | Entity::Param | Entity::Tag) => Ok(key.to_string()),
             // The spelled-out run-name aliases are for filters only, as in MLflow.
             (Self::Runs, Entity::Attribute) if key.contains(' ') => Err(MlflowError::invalid(
@@ -296,6 +374,57 @@ mod tests {
         assert_eq!(c.len(), 3);
         assert!(parse_filter(SearchTarget::Experiments, "metrics.a > 1").is_err());
         assert!(parse_filter(SearchTarget::Experiments, "run_id = 'x'").is_err());
+    }
+
+    #[test]
+    fn registry_filters() {
+        let c = parse_filter(
+            SearchTarget::RegisteredModels,
+            "name LIKE 'probe%' AND tag.`mlflow.prompt.is_prompt` != 'true' AND tags.a = 'b'",
+        )
+        .unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!((c[1].entity, c[1].key.as_str()), (Entity::Tag, "mlflow.prompt.is_prompt"));
+        parse_filter(SearchTarget::RegisteredModels, "name IN ('a', 'b')").unwrap();
+        for bad in [
+            "run_id = 'x'",
+            "attributes.name = 'x'",
+            "tags.a IS NULL",
+            "name = 5",
+            "metrics.a > 1",
+        ] {
+            assert!(parse_filter(SearchTarget::RegisteredModels, bad).is_err(), "{bad}");
+        }
+        let c = parse_filter(
+            SearchTarget::ModelVersions,
+            "name = 'm' AND version_number >= '2' AND run_id IN ('r') AND source_path LIKE 'runs:/%'",
+        )
+        .unwrap();
+        assert_eq!(c[1].value, Literal::Num(2.0));
+        for bad in [
+            "version_number = 1.5",
+            "version_number LIKE '1'",
+            "version_number IN ('1')",
+            "source_path IN ('x')",
+            "status = 'READY'",
+            "tags.t IS NOT NULL",
+        ] {
+            assert!(parse_filter(SearchTarget::ModelVersions, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn registry_order_by() {
+        let o = parse_order_by(
+            SearchTarget::RegisteredModels,
+            &["timestamp DESC".into(), "name".into()],
+        )
+        .unwrap();
+        assert_eq!(o[0].key, "last_updated_timestamp");
+        assert!(parse_order_by(SearchTarget::RegisteredModels, &["creation_timestamp".into()]).is_err());
+        let o = parse_order_by(SearchTarget::ModelVersions, &["version_number DESC".into()]).unwrap();
+        assert!(!o[0].ascending);
+        assert!(parse_order_by(SearchTarget::ModelVersions, &["run_id".into()]).is_err());
     }
 
     #[test]
