@@ -46,10 +46,13 @@ impl Store {
         }
         let now = now_ms();
         let mut sql = self.sql();
-        sql.push(
-            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, \
-             creation_time, last_update_time) VALUES (",
-        )
+        // Ignored when another server process starting on the same database won the race.
+        sql.push(&self.dialect.insert_ignore(
+            "experiments",
+            "experiment_id, name, artifact_location, lifecycle_stage, creation_time, \
+             last_update_time",
+        ))
+        .push("(")
         .bind(0i64)
         .push(", ")
         .bind("Default")
@@ -59,8 +62,26 @@ impl Store {
         .bind(now)
         .push(", ")
         .bind(now)
-        .push(")");
-        sql.query().execute(&self.writer).await?;
+        .push(")")
+        .push(self.dialect.insert_ignore_suffix());
+        let mut conn = self.writer.acquire().await?;
+        if self.dialect == Dialect::Mysql {
+            // MySQL reads an explicit 0 in an AUTO_INCREMENT column as "generate one"; MLflow
+            // switches this off for the Default experiment's id 0 the same way.
+            sqlx::query(
+                "SET @mlflow_saved_sql_mode = @@SESSION.sql_mode, \
+                 SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_AUTO_VALUE_ON_ZERO')",
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        let inserted = sql.query().execute(&mut *conn).await;
+        if self.dialect == Dialect::Mysql {
+            sqlx::query("SET SESSION sql_mode = @mlflow_saved_sql_mode")
+                .execute(&mut *conn)
+                .await?;
+        }
+        inserted?;
         Ok(())
     }
 

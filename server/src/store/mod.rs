@@ -62,19 +62,59 @@ pub struct Store {
 
 impl From<sqlx::Error> for MlflowError {
     fn from(err: sqlx::Error) -> Self {
-        match &err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                MlflowError::new(
-                    ErrorCode::TemporarilyUnavailable,
-                    format!("The backend store is temporarily unavailable: {err}"),
-                )
-            }
-            _ => {
-                tracing::error!(error = %err, "database error");
-                MlflowError::internal(format!("Database error: {err}"))
-            }
+        if is_transient(&err) {
+            tracing::warn!(error = %err, "backend store unavailable");
+            return MlflowError::new(
+                ErrorCode::TemporarilyUnavailable,
+                format!("The backend store is temporarily unavailable: {err}"),
+            );
         }
+        if is_too_long(&err) {
+            // SQLite keeps any length; PostgreSQL and MySQL enforce MLflow's column sizes.
+            return MlflowError::invalid(format!("A value is too long for its field: {err}"));
+        }
+        tracing::error!(error = %err, "database error");
+        MlflowError::internal(format!("Database error: {err}"))
     }
+}
+
+/// Errors that say the database is (briefly) out of reach or overloaded, not that the
+/// request is wrong: a restart, a lost connection, a deadlock victim or a statement timeout.
+/// The client may retry these; the pool replaces broken connections by itself.
+fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            // MySQL/MariaDB error numbers: deadlock, lock wait timeout, server shutdown, too
+            // many connections, statement time exceeded (MariaDB, MySQL).
+            if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+                return matches!(my.number(), 1213 | 1205 | 1053 | 1040 | 1969 | 3024);
+            }
+            // PostgreSQL SQLSTATEs: admin/crash shutdown, cannot connect now, serialization
+            // failure, deadlock, statement timeout (query_canceled), too many connections.
+            matches!(
+                db.code().unwrap_or_default().as_ref(),
+                "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "57014" | "53300"
+            )
+        }
+        _ => false,
+    }
+}
+
+/// A string longer than its column (PostgreSQL 22001, MySQL 1406 in strict mode).
+fn is_too_long(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return my.number() == 1406;
+    }
+    db.code().as_deref() == Some("22001")
 }
 
 impl Store {
@@ -153,15 +193,74 @@ async fn connect_pools(uri: &StoreUri, max: u32) -> Result<(AnyPool, AnyPool), s
             };
             Ok((writer, reader))
         }
-        _ => {
+        StoreUri::Postgres(_) | StoreUri::Mysql(_) => {
+            let dialect = uri.dialect();
+            let timeout_ms = statement_timeout_ms();
             let pool = AnyPoolOptions::new()
-                .max_connections(max.max(2))
+                .max_connections(pool_size(max))
+                // A request waits this long for a connection, then answers 503.
                 .acquire_timeout(Duration::from_secs(10))
+                // Checks a pooled connection before use, so after a database restart the first
+                // request gets a fresh connection instead of the dead one's error.
+                .test_before_acquire(true)
+                .idle_timeout(Duration::from_secs(300))
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if timeout_ms > 0 {
+                            let set = match dialect {
+                                Dialect::Postgres => {
+                                    format!("SET statement_timeout = {timeout_ms}")
+                                }
+                                // MariaDB counts seconds; MySQL has max_execution_time (ms,
+                                // SELECT only) instead: try one, then the other.
+                                _ => format!(
+                                    "SET SESSION max_statement_time = {}",
+                                    timeout_ms as f64 / 1000.0
+                                ),
+                            };
+                            if conn.execute(set.as_str()).await.is_err()
+                                && dialect == Dialect::Mysql
+                            {
+                                let _ = conn
+                                    .execute(
+                                        format!("SET SESSION max_execution_time = {timeout_ms}")
+                                            .as_str(),
+                                    )
+                                    .await;
+                            }
+                        }
+                        Ok(())
+                    })
+                })
                 .connect(&url)
                 .await?;
             Ok((pool.clone(), pool))
         }
     }
+}
+
+/// Connections per process on PostgreSQL/MySQL: `MLFLOW_SQLALCHEMYSTORE_POOL_SIZE` (the
+/// Python server's setting, which MLflow users already size against their database's
+/// connection limit) plus `MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW`, else what `--workers` gives.
+fn pool_size(from_workers: u32) -> u32 {
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<u32>().ok())
+    };
+    match env("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE") {
+        Some(size) => (size + env("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW").unwrap_or(0)).max(1),
+        None => from_workers.max(2),
+    }
+}
+
+/// Per-statement limit on PostgreSQL/MySQL (`MLFLOW_DB_STATEMENT_TIMEOUT`, seconds; 0 turns it
+/// off), so one runaway search cannot hold a connection for ever.
+fn statement_timeout_ms() -> u64 {
+    std::env::var("MLFLOW_DB_STATEMENT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(120_000, |s| (s.max(0.0) * 1000.0) as u64)
 }
 
 async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool, sqlx::Error> {

@@ -1,7 +1,7 @@
 //! Creating MLflow's schema on a fresh database, and refusing one at another revision.
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use super::uri::{redact, StoreUri};
 use super::{OpenError, Store};
@@ -11,13 +11,21 @@ use crate::store::sql::Dialect;
 pub const MLFLOW_SCHEMA_REVISION: &str = "dc11669786a5";
 
 const SQLITE_SCHEMA: &str = include_str!("schema/sqlite.sql");
+/// `mlflow db upgrade` on PostgreSQL and MariaDB, dumped and cleaned by tests/db/dump-schema.py;
+/// statements are separated by blank lines.
+const POSTGRES_SCHEMA: &str = include_str!("schema/postgres.sql");
+const MYSQL_SCHEMA: &str = include_str!("schema/mysql.sql");
 
 /// The one addition to MLflow's schema, made only on databases this server creates: an index
 /// in search-runs' default order, so a search over a large experiment reads only the rows it
 /// returns instead of sorting the whole experiment. Indexes are invisible to MLflow's
 /// revision check and to its queries' results, so the Python server still accepts the file.
-const SEARCH_INDEX: &str = "CREATE INDEX IF NOT EXISTS rs_index_runs_experiment_start_time \
+const SEARCH_INDEX: &str = "CREATE INDEX rs_index_runs_experiment_start_time \
      ON runs (experiment_id, start_time DESC, run_uuid)";
+
+/// Serialises schema creation between server processes starting at once on one empty
+/// database (an arbitrary constant shared by every process of this server).
+const SCHEMA_LOCK_KEY: i64 = 0x6d6c_666c_6f77;
 
 /// What a database holds before we touch it.
 enum Found {
@@ -60,20 +68,28 @@ pub async fn ensure(store: &Store) -> Result<(), OpenError> {
 }
 
 async fn inspect(pool: &AnyPool, dialect: Dialect) -> Result<Found, OpenError> {
+    let mut conn = pool.acquire().await?;
+    inspect_conn(&mut conn, dialect).await
+}
+
+async fn inspect_conn(conn: &mut AnyConnection, dialect: Dialect) -> Result<Found, OpenError> {
     let tables_sql = match dialect {
         Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table'",
         Dialect::Postgres => {
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+             WHERE table_schema = current_schema()"
         }
         Dialect::Mysql => {
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+            "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
+             WHERE table_schema = DATABASE()"
         }
     };
-    let rows = sqlx::query(tables_sql).fetch_all(pool).await?;
-    let tables: Vec<String> = rows
+    let rows = sqlx::query(tables_sql).fetch_all(&mut *conn).await?;
+    // A name that fails to decode must not make a full database look empty.
+    let tables = rows
         .iter()
-        .filter_map(|r| r.try_get::<String, _>(0).ok())
-        .collect();
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<Vec<String>, _>>()?;
     if tables.is_empty() {
         return Ok(Found::Empty);
     }
@@ -81,7 +97,7 @@ async fn inspect(pool: &AnyPool, dialect: Dialect) -> Result<Found, OpenError> {
         return Ok(Found::NotMlflow);
     }
     let row = sqlx::query("SELECT version_num FROM alembic_version")
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
     Ok(match row.and_then(|r| r.try_get::<String, _>(0).ok()) {
         Some(rev) => Found::Revision(rev),
@@ -110,21 +126,100 @@ fn verdict(found: Found, what: &str) -> Result<(), OpenError> {
 }
 
 async fn create(store: &Store) -> Result<(), OpenError> {
-    if store.dialect != Dialect::Sqlite {
-        return Err(OpenError::Schema(
-            "Creating MLflow's schema on an empty PostgreSQL or MySQL database is not supported \
-             yet: create it with `mlflow db upgrade <uri>` (MLflow 3.17.2)."
-                .into(),
-        ));
+    match store.dialect {
+        Dialect::Sqlite => {
+            let mut tx = store.writer.begin().await?;
+            sqlx::raw_sql(SQLITE_SCHEMA).execute(&mut *tx).await?;
+            insert_revision(&mut tx, "?").await?;
+            sqlx::query(SEARCH_INDEX).execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        // PostgreSQL's DDL is transactional: a failure leaves the database empty. The advisory
+        // lock makes a second server starting at the same moment wait, then find the schema.
+        Dialect::Postgres => {
+            let mut tx = store.writer.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(SCHEMA_LOCK_KEY)
+                .execute(&mut *tx)
+                .await?;
+            match inspect_conn(&mut tx, Dialect::Postgres).await? {
+                Found::Empty => {}
+                other => return verdict(other, "the backend store"),
+            }
+            for stmt in statements(POSTGRES_SCHEMA) {
+                sqlx::raw_sql(stmt).execute(&mut *tx).await?;
+            }
+            insert_revision(&mut tx, "$1").await?;
+            sqlx::query(SEARCH_INDEX).execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        // MySQL commits each DDL statement by itself; the revision row goes in last, so a
+        // failure part-way leaves a database without it, which is then refused as not MLflow's.
+        Dialect::Mysql => {
+            let mut conn = store.writer.acquire().await?;
+            sqlx::query("SELECT GET_LOCK(?, 120)")
+                .bind(format!("mlflow-schema-{SCHEMA_LOCK_KEY}"))
+                .execute(&mut *conn)
+                .await?;
+            let result = async {
+                match inspect_conn(&mut conn, Dialect::Mysql).await? {
+                    Found::Empty => {}
+                    other => return verdict(other, "the backend store"),
+                }
+                for stmt in statements(MYSQL_SCHEMA) {
+                    sqlx::raw_sql(stmt).execute(&mut *conn).await?;
+                }
+                sqlx::query(SEARCH_INDEX).execute(&mut *conn).await?;
+                insert_revision(&mut conn, "?").await
+            }
+            .await;
+            sqlx::query("SELECT RELEASE_LOCK(?)")
+                .bind(format!("mlflow-schema-{SCHEMA_LOCK_KEY}"))
+                .execute(&mut *conn)
+                .await?;
+            result?;
+        }
     }
-    let mut tx = store.writer.begin().await?;
-    sqlx::raw_sql(SQLITE_SCHEMA).execute(&mut *tx).await?;
-    sqlx::query("INSERT INTO alembic_version (version_num) VALUES (?)")
-        .bind(MLFLOW_SCHEMA_REVISION)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(SEARCH_INDEX).execute(&mut *tx).await?;
-    tx.commit().await?;
     tracing::info!(revision = MLFLOW_SCHEMA_REVISION, "created MLflow schema");
     Ok(())
+}
+
+async fn insert_revision(conn: &mut AnyConnection, placeholder: &str) -> Result<(), OpenError> {
+    sqlx::query(&format!(
+        "INSERT INTO alembic_version (version_num) VALUES ({placeholder})"
+    ))
+    .bind(MLFLOW_SCHEMA_REVISION)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The statements of a dumped schema file: blank-line separated, header comments skipped.
+fn statements(schema: &str) -> impl Iterator<Item = &str> {
+    schema
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && !s.lines().all(|l| l.starts_with("--")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dumped_schemas_split_into_statements() {
+        for schema in [POSTGRES_SCHEMA, MYSQL_SCHEMA] {
+            let stmts: Vec<&str> = statements(schema).collect();
+            assert!(stmts.len() > 60, "{}", stmts.len());
+            assert!(stmts.iter().all(|s| s.ends_with(';')));
+            assert!(stmts.iter().all(|s| !s.starts_with("--")));
+            assert_eq!(
+                stmts
+                    .iter()
+                    .filter(|s| s.starts_with("CREATE TABLE"))
+                    .count(),
+                65
+            );
+        }
+    }
 }

@@ -15,13 +15,7 @@ pub(super) fn push_compare(sql: &mut Sql, column: &str, cmp: Comparator, value: 
         (Comparator::NotIn, Literal::List(items)) => {
             sql.push(column).push(" NOT IN ").bind_list(items);
         }
-        (_, Literal::Str(s)) => {
-            sql.push(column)
-                .push(" ")
-                .push(cmp.as_str())
-                .push(" ")
-                .bind(s);
-        }
+        (_, Literal::Str(s)) => dialect.push_text_compare(sql, column, cmp.as_str(), s),
         (_, Literal::Num(n)) => {
             sql.push(column)
                 .push(" ")

@@ -156,13 +156,20 @@ impl Dialect {
     /// its tail.
     pub fn latest_metric_upsert(self) -> (&'static str, &'static str) {
         match self {
+            // `VALUES(col)` rather than MySQL 8's `AS new` alias, which MariaDB lacks. The SET
+            // clauses run left to right and later ones see earlier assignments, so each repeats
+            // the whole comparison: once `value` is replaced, the comparison can only turn false
+            // where the remaining columns already hold the new values, so every assignment
+            // stays right (see the unit test).
             Dialect::Mysql => (
                 "INSERT INTO latest_metrics (`key`, value, timestamp, step, is_nan, run_uuid) VALUES ",
-                " AS new ON DUPLICATE KEY UPDATE \
-                 value = IF(new.step > latest_metrics.step OR (new.step = latest_metrics.step AND (new.timestamp > latest_metrics.timestamp OR (new.timestamp = latest_metrics.timestamp AND new.value > latest_metrics.value))), new.value, latest_metrics.value), \
-                 is_nan = IF(new.step > latest_metrics.step OR (new.step = latest_metrics.step AND (new.timestamp > latest_metrics.timestamp OR (new.timestamp = latest_metrics.timestamp AND new.value > latest_metrics.value))), new.is_nan, latest_metrics.is_nan), \
-                 timestamp = IF(new.step > latest_metrics.step OR (new.step = latest_metrics.step AND new.timestamp > latest_metrics.timestamp), new.timestamp, latest_metrics.timestamp), \
-                 step = GREATEST(new.step, latest_metrics.step)",
+                concat!(
+                    " ON DUPLICATE KEY UPDATE ",
+                    "is_nan = IF(VALUES(step) > step OR (VALUES(step) = step AND (VALUES(timestamp) > timestamp OR (VALUES(timestamp) = timestamp AND VALUES(value) > value))), VALUES(is_nan), is_nan), ",
+                    "value = IF(VALUES(step) > step OR (VALUES(step) = step AND (VALUES(timestamp) > timestamp OR (VALUES(timestamp) = timestamp AND VALUES(value) > value))), VALUES(value), value), ",
+                    "timestamp = IF(VALUES(step) > step OR (VALUES(step) = step AND (VALUES(timestamp) > timestamp OR (VALUES(timestamp) = timestamp AND VALUES(value) > value))), VALUES(timestamp), timestamp), ",
+                    "step = IF(VALUES(step) > step OR (VALUES(step) = step AND (VALUES(timestamp) > timestamp OR (VALUES(timestamp) = timestamp AND VALUES(value) > value))), VALUES(step), step)",
+                ),
             ),
             Dialect::Postgres | Dialect::Sqlite => (
                 "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES ",
@@ -198,6 +205,24 @@ impl Dialect {
             }
             Dialect::Postgres => {
                 sql.push(column).push(" LIKE ").bind(pattern);
+            }
+        }
+    }
+
+    /// Appends `column <op> ?` for `=` and `!=` on text. MySQL's default collations ignore case;
+    /// MLflow's search adds a BINARY comparison there so `=` stays case-sensitive, as here.
+    pub fn push_text_compare(self, sql: &mut Sql, column: &str, op: &str, value: &str) {
+        match (self, op) {
+            (Dialect::Mysql, "=" | "!=") => {
+                sql.push("BINARY ")
+                    .push(column)
+                    .push(" ")
+                    .push(op)
+                    .push(" ")
+                    .bind(value);
+            }
+            _ => {
+                sql.push(column).push(" ").push(op).push(" ").bind(value);
             }
         }
     }
