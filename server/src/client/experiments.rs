@@ -6,9 +6,6 @@ use super::table::{self, fields, int, s, Table};
 use super::{Client, ClientError};
 use crate::cli::experiments::{ExperimentsCommand, ExperimentsGetArgs, ExperimentsListArgs};
 
-/// Experiments per request (the server accepts up to 50000).
-const PAGE: u64 = 1000;
-
 pub fn run(client: &Client, command: ExperimentsCommand) -> Result<String, ClientError> {
     match command {
         ExperimentsCommand::List(args) => list(client, &args),
@@ -69,7 +66,7 @@ fn list(client: &Client, args: &ExperimentsListArgs) -> Result<String, ClientErr
         .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
     let mut experiments = client.collect_pages("experiments", limit, |token| {
         let mut body = json!({
-            "max_results": args.max_results.map_or(PAGE, |m| m.min(PAGE)),
+            "max_results": args.max_results.map_or(client.page_size(), |m| m.min(client.page_size())),
             "view_type": args.view.wire_name(),
         });
         if let Some(filter) = &args.filter {

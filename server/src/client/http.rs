@@ -39,7 +39,12 @@ pub struct Settings {
     pub timeout: Duration,
     pub insecure_tls: bool,
     pub server_cert_path: Option<String>,
+    /// Items requested per page of a list; every page is fetched regardless.
+    pub page_size: u64,
 }
+
+/// Within every list endpoint's limit on both servers (registered models allow ≤ 1000).
+pub const DEFAULT_PAGE_SIZE: u64 = 1000;
 
 impl Settings {
     /// Reads MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD (then
@@ -60,6 +65,20 @@ impl Settings {
             })?,
             None => 120,
         };
+        // Small pages exercise the paging loop in tests without thousands of entities.
+        let page_size = match var("MLFLOW_CLI_PAGE_SIZE") {
+            Some(p) => p
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|p| (1..=DEFAULT_PAGE_SIZE).contains(p))
+                .ok_or_else(|| {
+                    ClientError::Config(format!(
+                        "MLFLOW_CLI_PAGE_SIZE must be 1 to {DEFAULT_PAGE_SIZE}, got {p:?}"
+                    ))
+                })?,
+            None => DEFAULT_PAGE_SIZE,
+        };
         let insecure_tls = var("MLFLOW_TRACKING_INSECURE_TLS")
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1"));
         Self::new(
@@ -71,6 +90,10 @@ impl Settings {
             insecure_tls,
             var("MLFLOW_TRACKING_SERVER_CERT_PATH"),
         )
+        .map(|settings| Settings {
+            page_size,
+            ..settings
+        })
     }
 
     /// Builds settings from explicit values; the rules of `from_env` without the environment.
@@ -96,6 +119,7 @@ impl Settings {
             timeout,
             insecure_tls,
             server_cert_path,
+            page_size: DEFAULT_PAGE_SIZE,
         })
     }
 }
@@ -188,6 +212,11 @@ impl Client {
             .build()
             .map_err(|e| ClientError::Config(format!("cannot set up HTTP: {}", root_cause(&e))))?;
         Ok(Client { http, settings })
+    }
+
+    /// Items to ask for per page of a list.
+    pub fn page_size(&self) -> u64 {
+        self.settings.page_size
     }
 
     /// The server's address as shown in messages (never with credentials).

@@ -9,10 +9,6 @@ use crate::cli::models::{
     TransitionRequestCommand, VersionsCommand,
 };
 
-/// Page sizes within both servers' limits (registered models ≤ 1000).
-const MODELS_PAGE: &str = "1000";
-const VERSIONS_PAGE: &str = "1000";
-
 pub fn run(client: &Client, command: ModelsCommand) -> Result<String, ClientError> {
     match command {
         ModelsCommand::List(args) => list(client, &args),
@@ -81,7 +77,7 @@ fn get_model(client: &Client, name: &str) -> Result<Value, ClientError> {
 
 fn list(client: &Client, args: &ModelsListArgs) -> Result<String, ClientError> {
     let models = client.collect_pages("registered_models", None, |token| {
-        let mut query = vec![("max_results", MODELS_PAGE.to_string())];
+        let mut query = vec![("max_results", client.page_size().to_string())];
         if let Some(filter) = &args.filter {
             query.push(("filter", filter.clone()));
         }
@@ -194,7 +190,7 @@ fn list_versions(client: &Client, name: &str) -> Result<Vec<Value>, ClientError>
     let mut versions = client.collect_pages("model_versions", None, |token| {
         let mut query = vec![
             ("filter", filter.clone()),
-            ("max_results", VERSIONS_PAGE.to_string()),
+            ("max_results", client.page_size().to_string()),
         ];
         if let Some(token) = token {
             query.push(("page_token", token.to_string()));

@@ -6,9 +6,6 @@ use super::table::{self, fields, int, items, s, Table};
 use super::{Client, ClientError};
 use crate::cli::runs::{RunsCommand, RunsListArgs};
 
-/// Runs per request (the server accepts up to 50000).
-const PAGE: u64 = 1000;
-
 pub fn run(client: &Client, command: RunsCommand) -> Result<String, ClientError> {
     match command {
         RunsCommand::List(args) => list(client, &args),
@@ -50,7 +47,7 @@ fn list(client: &Client, args: &RunsListArgs) -> Result<String, ClientError> {
         let mut body = json!({
             "experiment_ids": [experiment_id],
             "run_view_type": args.view.wire_name(),
-            "max_results": PAGE,
+            "max_results": client.page_size(),
         });
         if let Some(token) = token {
             body["page_token"] = json!(token);
