@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import ServerProcess, free_port, our_binary, server_choice, unique_name
+from e2e_support import PYTHON, ServerProcess, free_port, our_binary, server_choice, unique_name
 
 BINARY = Path(our_binary())
 
@@ -150,6 +150,35 @@ def test_seed_registry_workflow_loads_the_production_model(seed_server):
     finally:
         while mlflow.active_run():
             mlflow.end_run()
+
+
+def _readme_registry_block():
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("\n## Model registry\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_registry_workflow_runs_as_written():
+    """The README's registry block, on a fresh server (it uses the seed's `my-model`), with
+    only the server address changed; `python` is the venv's."""
+    tmp = Path(tempfile.mkdtemp(prefix="mlflow-e2e-readme-"))
+    srv = ServerProcess(server_choice(), tmp)
+    try:
+        block = _readme_registry_block()
+        assert "export MLFLOW_TRACKING_URI=http://127.0.0.1:5000\n" in block
+        block = block.replace("http://127.0.0.1:5000", srv.url)
+        env = _env(srv.url, PATH=f"{BINARY.parent}:{PYTHON.parent}:{os.environ.get('PATH', '')}")
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], env=env, cwd=tmp,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+        out = proc.stdout.splitlines()
+        assert [line.split()[:3] for line in out if "Production" in line and line.startswith("my-model")] == [
+            ["my-model", "1", "Production"]
+        ], proc.stdout
+        assert out[-1] == "[0 1]", proc.stdout
+    finally:
+        srv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- models ---------------------------------------------------------------------------------
