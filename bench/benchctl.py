@@ -206,6 +206,11 @@ def create_experiment(cl, name):
     return cl.call("POST", "/experiments/create", {"name": name})["experiment_id"]
 
 
+def lr_of(i):
+    """The `lr` param of search run i: ten values, 0.001 to 0.01."""
+    return str(round(0.001 * (i % 10 + 1), 4))
+
+
 def cmd_setup(a):
     cl = Client(a.url, keepalive=not a.no_keepalive)
     t0 = time.monotonic()
@@ -248,7 +253,7 @@ def cmd_setup(a):
             "run_id": rid,
             "metrics": [{"key": "m", "value": m, "timestamp": ts, "step": 0},
                         {"key": "loss", "value": loss, "timestamp": ts, "step": 0}],
-            "params": [{"key": "lr", "value": str(round(0.001 * (i % 10 + 1), 4))}],
+            "params": [{"key": "lr", "value": lr_of(i)}],
             "tags": [{"key": "group", "value": f"g{i % 7}"}],
         })
         return m
@@ -262,7 +267,9 @@ def cmd_setup(a):
                 print(f"  setup: {done}/{a.runs} search runs "
                       f"({done / (time.monotonic() - t_search):.0f} runs/s)", file=sys.stderr)
     out["search_runs"] = a.runs
-    out["search_matching"] = sum(1 for m, _ in values if m > 0.5)
+    out["search_lr"] = a.lr
+    out["search_matching"] = sum(
+        1 for i, (m, _) in enumerate(values) if m > 0.5 and (a.lr is None or lr_of(i) == a.lr))
     out["search_setup_s"] = round(time.monotonic() - t_search, 2)
     out["setup_s"] = round(time.monotonic() - t0, 2)
     write_json(a.out, out)
@@ -362,7 +369,10 @@ def cmd_check(a):
             bad = 0
             for run in runs:
                 ms = {m["key"]: m["value"] for m in run["data"].get("metrics", [])}
+                ps = {p["key"]: p["value"] for p in run["data"].get("params", [])}
                 if not (isinstance(ms.get("m"), (int, float)) and ms["m"] > 0.5):
+                    bad += 1
+                elif s.get("search_lr") is not None and ps.get("lr") != s["search_lr"]:
                     bad += 1
             if bad:
                 problems.append(f"{bad} returned runs do not satisfy the filter")
@@ -500,6 +510,39 @@ TARGETS = {
 }
 
 
+def cpu_seconds(pids):
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rfind(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / tick
+
+
+def db_pids(names):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/comm") as f:
+                    if f.read().strip() in names:
+                        out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+def cmd_cpu(a):
+    """Cumulative CPU seconds of the server's process tree and of the database's processes."""
+    write_json(a.out, {"server_s": cpu_seconds(tree(a.pid)),
+                       "db_s": cpu_seconds(db_pids(set(a.db_names.split(","))))})
+
+
 def load(path):
     try:
         with open(path) as f:
@@ -605,9 +648,10 @@ def cmd_report(a):
             notes.extend(f"{s} startup: {f}" for f in st["failures"])
     r = ratio(so, sp, invert=True)
     reps = "/".join(str((R[s].get("startup") or {}).get("reps", "-")) for s in sides)
+    unmeasured = "not measured" if meta.get("backend", "sqlite") == "sqlite" else "SQLite only"
     rows.append((f"start to healthy `/health`, fresh store (median of {reps} runs)",
-                 fmt_num(so, " ms") if so is not None else "not measured",
-                 fmt_num(sp, " ms") if sp is not None else "not measured",
+                 fmt_num(so, " ms") if so is not None else unmeasured,
+                 fmt_num(sp, " ms") if sp is not None else unmeasured,
                  fmt_num(r, "x") if r else "n/a",
                  target_cell(so, "< 100 ms", so is not None and so < 100)))
 
@@ -675,6 +719,11 @@ def cmd_report(a):
         lines.append("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)))
     text = "\n".join(lines)
 
+    def cpu_cell(r):
+        if "cpu_server_s" not in r:
+            return "n/a"
+        return f"{r['cpu_server_s']:.1f} / {r['cpu_db_s']:.1f}"
+
     details = []
     for s in sides:
         for w in ("get_run", "search_runs", "log_metric", "log_batch"):
@@ -683,7 +732,7 @@ def cmd_report(a):
                 details.append(f"| {s} | {w} | {r['requests']} | {r['duration_s']:.1f} | "
                                f"{r['non2xx']} | {r['bad_body']} | {r['socket_errors']}/{r['timeouts']} | "
                                f"{r['lat_p50_ms']:.1f} | {r['lat_p99_ms']:.1f} | "
-                               f"{r.get('loadavg_1m', 'n/a')} |")
+                               f"{r.get('loadavg_1m', 'n/a')} | {cpu_cell(r)} |")
 
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * 5]
     for r in rows:
@@ -692,8 +741,8 @@ def cmd_report(a):
     md.append("Per-run detail (wrk, measured phase only):")
     md.append("")
     md.append("| server | workload | requests | seconds | non-2xx | bad body | socket errors/timeouts "
-              "| p50 ms | p99 ms | load avg after |")
-    md.append("|---|---|---|---|---|---|---|---|---|---|")
+              "| p50 ms | p99 ms | load avg after | CPU s server / database |")
+    md.append("|---|---|---|---|---|---|---|---|---|---|---|")
     md.extend(details)
     for s in sides:
         st = R[s].get("startup")
@@ -765,6 +814,7 @@ def main():
     p.add_argument("--runs", type=int, default=10000)
     p.add_argument("--keys", type=int, default=1000)
     p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--lr", help="also count the search runs whose lr param equals this")
     p.add_argument("--no-keepalive", action="store_true",
                    help="new connection per request (the Python server answers faster so)")
     p.add_argument("--out", required=True)
@@ -795,6 +845,11 @@ def main():
     p.add_argument("--interval", type=float, default=0.1)
     p.add_argument("--phase-file")
     p.add_argument("--out", required=True)
+
+    p = sub.add_parser("cpu")
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--db-names", default="postgres,mariadbd,mysqld")
+    p.add_argument("--out", default="-")
 
     p = sub.add_parser("report")
     p.add_argument("--dir", required=True)
@@ -830,6 +885,8 @@ def main():
         cmd_check(a)
     elif a.cmd == "rss":
         cmd_rss(a)
+    elif a.cmd == "cpu":
+        cmd_cpu(a)
     elif a.cmd == "report":
         cmd_report(a)
     return 0
