@@ -1,5 +1,8 @@
-"""End-to-end fixtures: one `mlflow server` per session on a free port with a fresh SQLite
-store, driven by the official MLflow Python client.
+"""End-to-end fixtures: one `mlflow server` per session on a free port with a fresh store,
+driven by the official MLflow Python client.
+
+MLFLOW_E2E_BACKEND selects the store: sqlite (default), postgresql or mysql (a fresh database
+on the local server, dropped at the end of the session).
 
 MLFLOW_E2E_SERVER selects the server: a path to our binary (default target/release/mlflow if
 built, else target/debug/mlflow), or
@@ -13,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import ServerProcess, is_oracle, server_choice, unique_name  # noqa: E402
+from e2e_support import (  # noqa: E402
+    ServerProcess,
+    backend_choice,
+    is_oracle,
+    new_store,
+    server_choice,
+    unique_name,
+)
 
 _SESSION_SERVER = None
 
@@ -22,13 +32,19 @@ _SESSION_SERVER = None
 def server():
     global _SESSION_SERVER
     tmp = Path(tempfile.mkdtemp(prefix="mlflow-e2e-"))
-    srv = ServerProcess(server_choice(), tmp)
-    _SESSION_SERVER = srv
+    uri, db = new_store(backend_choice(), tmp)
     try:
-        yield srv
+        srv = ServerProcess(server_choice(), tmp, backend_uri=uri)
+        srv.database = db
+        _SESSION_SERVER = srv
+        try:
+            yield srv
+        finally:
+            _SESSION_SERVER = None
+            srv.stop()
     finally:
-        _SESSION_SERVER = None
-        srv.stop()
+        if db is not None:
+            db.drop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -75,13 +91,14 @@ def experiment_id(client):
 
 def pytest_report_header(config):
     choice = server_choice()
+    backend = f"mlflow e2e backend store: {backend_choice()}"
     if choice == "python":
-        return "mlflow e2e server: the Python oracle (.venv/bin/mlflow server)"
+        return [backend, "mlflow e2e server: the Python oracle (.venv/bin/mlflow server)"]
     try:
         built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(choice)))
     except OSError:
         built = "missing"
-    return f"mlflow e2e server: {choice} (built {built})"
+    return [backend, f"mlflow e2e server: {choice} (built {built})"]
 
 
 def pytest_configure(config):

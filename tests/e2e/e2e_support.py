@@ -42,6 +42,81 @@ def our_binary():
     return default_binary() if choice == "python" else choice
 
 
+# --- backend databases -------------------------------------------------------------------
+# MLFLOW_E2E_BACKEND selects the session server's store: sqlite (default), postgresql or mysql
+# (MariaDB/MySQL). For the last two each session gets a fresh, uniquely named database on the
+# local server (tests/db/setup.sh makes sure one runs), dropped afterwards.
+PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres")
+MY_ADMIN = dict(host="127.0.0.1", port=3306, user="root", password="")
+
+
+def backend_choice():
+    choice = (os.environ.get("MLFLOW_E2E_BACKEND") or "sqlite").lower()
+    aliases = {"postgres": "postgresql", "pg": "postgresql", "mariadb": "mysql"}
+    choice = aliases.get(choice, choice)
+    if choice not in ("sqlite", "postgresql", "mysql"):
+        raise ValueError(f"MLFLOW_E2E_BACKEND={choice!r}: expected sqlite, postgresql or mysql")
+    return choice
+
+
+class Database:
+    """A fresh database on the local PostgreSQL or MariaDB server.
+
+    `.uri` is the SQLAlchemy URI both servers accept (the Python server needs the driver
+    spelled out: SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3, which is not installed)."""
+
+    def __init__(self, backend, prefix="mlflow_e2e"):
+        self.backend = backend
+        self.name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        if backend == "postgresql":
+            a = PG_ADMIN
+            self.uri = f"postgresql+psycopg2://{a['user']}@{a['host']}:{a['port']}/{self.name}"
+        elif backend == "mysql":
+            a = MY_ADMIN
+            self.uri = f"mysql+pymysql://{a['user']}@{a['host']}:{a['port']}/{self.name}"
+        else:
+            raise ValueError(backend)
+        self._admin(f"CREATE DATABASE {self.name}")
+
+    def _admin(self, statement, dbname=None):
+        if self.backend == "postgresql":
+            import psycopg2
+
+            con = psycopg2.connect(dbname=dbname or "postgres", connect_timeout=10, **PG_ADMIN)
+            con.autocommit = True
+        else:
+            import pymysql
+
+            con = pymysql.connect(database=dbname, autocommit=True, connect_timeout=10, **MY_ADMIN)
+        try:
+            with con.cursor() as cur:
+                cur.execute(statement)
+                return cur.fetchall() if cur.description else None
+        finally:
+            con.close()
+
+    def query(self, statement):
+        """Rows of one statement run inside this database."""
+        return self._admin(statement, dbname=self.name)
+
+    def drop(self):
+        try:
+            if self.backend == "postgresql":
+                self._admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+            else:
+                self._admin(f"DROP DATABASE IF EXISTS {self.name}")
+        except Exception as e:  # a leftover database is harmless; say so and go on
+            print(f"could not drop test database {self.name}: {e}")
+
+
+def new_store(backend, tmp):
+    """(backend URI, database or None) for a fresh store of `backend`."""
+    if backend == "sqlite":
+        return f"sqlite:///{Path(tmp) / 'mlflow.db'}", None
+    db = Database(backend)
+    return db.uri, db
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -70,7 +145,7 @@ def server_command(binary, port, backend_uri, artifacts_dest):
 class ServerProcess:
     """A running `mlflow server`; `.url`, `.tmp`, `.log_path`, `.db_path`."""
 
-    def __init__(self, binary, tmp, db_path=None, health_timeout=None):
+    def __init__(self, binary, tmp, db_path=None, health_timeout=None, backend_uri=None, extra_env=None):
         if health_timeout is None:
             # Ours must be healthy within 60 s; the Python oracle needs ~12 s on an idle machine
             # and much longer on a loaded one.
@@ -86,13 +161,15 @@ class ServerProcess:
         env = dict(os.environ)
         env.pop("MLFLOW_TRACKING_URI", None)
         env["NO_COLOR"] = "1"
+        env.update(extra_env or {})
         if binary == "python":
             env["PATH"] = f"{VENV / 'bin'}:{env.get('PATH', '')}"
             # The reference server's default SQLAlchemy pool (5 + 10 overflow) times out with 64
             # concurrent clients ("QueuePool limit ... reached"); size it for the concurrency test.
             env.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "64")
             env.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "16")
-        cmd = server_command(binary, self.port, f"sqlite:///{self.db_path}", self.tmp / "mlartifacts")
+        self.backend_uri = backend_uri or f"sqlite:///{self.db_path}"
+        cmd = server_command(binary, self.port, self.backend_uri, self.tmp / "mlartifacts")
         self.proc = subprocess.Popen(
             cmd,
             cwd=self.tmp,

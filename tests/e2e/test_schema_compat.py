@@ -15,9 +15,13 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag, ViewType
 
-from e2e_support import ServerProcess, free_port, our_binary, server_command, unique_name
+from e2e_support import ServerProcess, backend_choice, free_port, our_binary, server_command, unique_name
 
-pytestmark = pytest.mark.ours_only
+# SQLite files; the PostgreSQL and MariaDB versions are in tests/db/test_db_interop.py.
+pytestmark = [
+    pytest.mark.ours_only,
+    pytest.mark.skipif(backend_choice() != "sqlite", reason="SQLite store only (see tests/db)"),
+]
 
 T0 = 1_650_000_000_000
 

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 
-from e2e_support import unique_name
+from e2e_support import backend_choice, unique_name
 
 T0 = 1_600_000_000_000
 
@@ -170,7 +170,24 @@ ORDERS = [
 ]
 
 
-@pytest.mark.parametrize("order_by,expected", ORDERS)
+# Text that differs only in case ('CNN-large'/'cnn', 'Red'/'red'): MySQL's default collation
+# orders it case-insensitively, for MLflow's Python server as for ours.
+CASE_ORDERED = {4, 5, 12}
+
+
+@pytest.mark.parametrize(
+    "order_by,expected",
+    [
+        pytest.param(
+            *o,
+            marks=pytest.mark.skipif(
+                i in CASE_ORDERED and backend_choice() == "mysql",
+                reason="MySQL orders text by its case-insensitive collation, as MLflow there",
+            ),
+        )
+        for i, o in enumerate(ORDERS)
+    ],
+)
 def test_search_runs_order_by(data, order_by, expected):
     assert search_names(data, order_by=order_by) == expected
 

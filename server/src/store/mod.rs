@@ -62,6 +62,12 @@ pub struct Store {
 
 impl From<sqlx::Error> for MlflowError {
     fn from(err: sqlx::Error) -> Self {
+        if is_conflict(&err) {
+            return MlflowError::new(
+                ErrorCode::TemporarilyUnavailable,
+                format!("{CONFLICT}{err}"),
+            );
+        }
         if is_transient(&err) {
             tracing::warn!(error = %err, "backend store unavailable");
             return MlflowError::new(
@@ -76,6 +82,25 @@ impl From<sqlx::Error> for MlflowError {
         tracing::error!(error = %err, "database error");
         MlflowError::internal(format!("Database error: {err}"))
     }
+}
+
+/// Message prefix of a transaction that lost a lock conflict (deadlock victim, serialization
+/// failure, lock wait timeout): the store retries those itself, and the client may too.
+const CONFLICT: &str = "Concurrent writes conflicted in the backend store; retry the request: ";
+
+/// Whether a write failed only because of a lock conflict with another transaction.
+pub(crate) fn is_conflict_error(err: &MlflowError) -> bool {
+    err.code == ErrorCode::TemporarilyUnavailable && err.message.starts_with(CONFLICT)
+}
+
+fn is_conflict(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return matches!(my.number(), 1213 | 1205);
+    }
+    matches!(db.code().as_deref(), Some("40001" | "40P01"))
 }
 
 /// Errors that say the database is (briefly) out of reach or overloaded, not that the

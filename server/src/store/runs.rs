@@ -438,10 +438,28 @@ impl Store {
         if let Some(queue) = &self.group_commit {
             return queue.submit(run_id.to_string(), batch).await;
         }
-        let mut tx = self.writer.begin().await?;
-        self.apply_batch(&mut tx, run_id, &batch).await?;
-        tx.commit().await?;
-        Ok(())
+        // On PostgreSQL and MySQL concurrent batches can deadlock on the shared metric-key
+        // index ranges (InnoDB's next-key locks above all); the loser is rolled back whole,
+        // so running it again is safe.
+        let mut attempt = 0;
+        loop {
+            let result = async {
+                let mut tx = self.writer.begin().await?;
+                self.apply_batch(&mut tx, run_id, &batch).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            .await;
+            match result {
+                Err(e) if attempt < 8 && super::is_conflict_error(&e) => {
+                    attempt += 1;
+                    let jitter = fastrand::u64(0..10 * attempt);
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt + jitter))
+                        .await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The statements of one log-batch, inside a transaction the caller owns.
@@ -579,7 +597,13 @@ impl Store {
             return Ok(());
         }
         let key = self.dialect.key_col();
-        for chunk in metrics.chunks(CHUNK / 6) {
+        // Every transaction takes its index locks in one order (key first, as the primary key
+        // is), which keeps concurrent batches on PostgreSQL and MySQL from deadlocking.
+        let mut sorted: Vec<&NewMetric> = metrics.iter().collect();
+        sorted.sort_by(|a, b| {
+            (a.key.as_str(), a.timestamp, a.step).cmp(&(b.key.as_str(), b.timestamp, b.step))
+        });
+        for chunk in sorted.chunks(CHUNK / 6) {
             let mut sql = self.sql();
             sql.push(&self.dialect.insert_ignore(
                 "metrics",
@@ -622,6 +646,7 @@ impl Store {
                 }
             }
         }
+        order.sort_unstable();
         let (head, tail) = self.dialect.latest_metric_upsert();
         for chunk in order.chunks(CHUNK / 6) {
             let mut sql = self.sql();

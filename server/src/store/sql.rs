@@ -297,9 +297,17 @@ pub fn get_f64(row: &AnyRow, idx: usize) -> Option<f64> {
         })
 }
 
-/// Reads a text column.
+/// Reads a text column. MySQL reports TEXT columns as BLOBs, which the Any driver hands over
+/// as bytes: those are decoded as UTF-8 (what the utf8mb4 connection sends).
 pub fn get_str(row: &AnyRow, idx: usize) -> Option<String> {
-    row.try_get::<Option<String>, _>(idx).ok().flatten()
+    match row.try_get::<Option<String>, _>(idx) {
+        Ok(v) => v,
+        Err(_) => row
+            .try_get::<Option<Vec<u8>>, _>(idx)
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8(b).ok()),
+    }
 }
 
 #[cfg(test)]
