@@ -1,5 +1,6 @@
 """The client commands of our `mlflow` binary (`models`, `experiments`, `runs`), run as
-subprocesses against the session server with MLFLOW_TRACKING_URI set.
+subprocesses against the session server with MLFLOW_TRACKING_URI set (MLFLOW_E2E_CLI names
+another binary to test).
 
 With MLFLOW_E2E_SERVER=python the same commands (our binary) run against the Python server,
 which checks that the CLI speaks MLflow's REST API and not just ours."""
@@ -16,9 +17,31 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import PYTHON, ServerProcess, free_port, our_binary, server_choice, unique_name
+from e2e_support import (
+    PYTHON,
+    REPO,
+    ServerProcess,
+    free_port,
+    is_oracle,
+    our_binary,
+    server_choice,
+    unique_name,
+)
 
-BINARY = Path(our_binary())
+
+
+def _cli_binary():
+    """MLFLOW_E2E_CLI if set; else the server under test when it is ours; else (the Python
+    oracle) the most recently built of target/{release,debug}/mlflow."""
+    if os.environ.get("MLFLOW_E2E_CLI"):
+        return Path(os.environ["MLFLOW_E2E_CLI"])
+    if not is_oracle():
+        return Path(our_binary())
+    built = [p for p in (REPO / "target/release/mlflow", REPO / "target/debug/mlflow") if p.exists()]
+    return max(built, key=lambda p: p.stat().st_mtime) if built else Path(our_binary())
+
+
+BINARY = _cli_binary()
 
 pytestmark = pytest.mark.skipif(
     not BINARY.exists(), reason=f"our mlflow binary is not built ({BINARY})"

@@ -293,7 +293,7 @@ impl Client {
                 }),
             };
         }
-        Err(error_from_body(status.as_u16(), endpoint, &text))
+        Err(error_from_body(status.as_u16(), &url, &text))
     }
 
     /// Follows `next_page_token` until the last page and returns the items under `key` of
@@ -311,8 +311,8 @@ impl Client {
             if let Some(Value::Array(batch)) = page.get_mut(key).map(Value::take) {
                 items.extend(batch);
             }
-            if limit.is_some_and(|l| items.len() >= l) {
-                items.truncate(limit.unwrap_or(usize::MAX));
+            if let Some(limit) = limit.filter(|l| items.len() >= *l) {
+                items.truncate(limit);
                 return Ok(items);
             }
             let next = page
@@ -324,7 +324,7 @@ impl Client {
                 // A server repeating its token would loop forever.
                 Some(next) if token.as_deref() == Some(next.as_str()) => {
                     return Err(ClientError::Decode {
-                        endpoint: key.to_string(),
+                        endpoint: format!("the list of {key}"),
                         reason: "the server returned the same page token twice".into(),
                     })
                 }
@@ -335,8 +335,9 @@ impl Client {
     }
 }
 
-/// An MLflow error body becomes `Api`; anything else (a proxy's HTML page) `Http`.
-fn error_from_body(status: u16, endpoint: &str, text: &str) -> ClientError {
+/// An MLflow error body becomes `Api`; anything else (a proxy's HTML page, a server that
+/// does not serve the endpoint) `Http`, naming the URL.
+fn error_from_body(status: u16, url: &str, text: &str) -> ClientError {
     if let Ok(Value::Object(body)) = serde_json::from_str::<Value>(text) {
         let code = body.get("error_code").and_then(Value::as_str);
         let message = body.get("message").and_then(Value::as_str);
@@ -350,7 +351,7 @@ fn error_from_body(status: u16, endpoint: &str, text: &str) -> ClientError {
     }
     ClientError::Http {
         status,
-        endpoint: endpoint.to_string(),
+        url: url.to_string(),
         body: excerpt(text),
     }
 }
@@ -451,14 +452,22 @@ mod tests {
     fn mlflow_error_bodies_become_one_line() {
         let err = error_from_body(
             404,
-            "registered-models/get",
+            "http://h/api/2.0/mlflow/registered-models/get",
             r#"{"error_code":"RESOURCE_DOES_NOT_EXIST","message":"Registered Model with name=x\nnot found"}"#,
         );
         assert_eq!(
             err.to_string(),
             "RESOURCE_DOES_NOT_EXIST: Registered Model with name=x not found"
         );
-        let err = error_from_body(502, "runs/get", "<html>Bad gateway</html>");
+        let err = error_from_body(
+            502,
+            "http://h/api/2.0/mlflow/runs/get",
+            "<html>Bad\n gateway</html>",
+        );
+        assert_eq!(
+            err.to_string(),
+            "HTTP 502 from http://h/api/2.0/mlflow/runs/get: <html>Bad gateway</html>"
+        );
         assert!(matches!(err, ClientError::Http { status: 502, .. }));
     }
 }

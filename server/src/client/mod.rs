@@ -26,10 +26,10 @@ pub enum ClientError {
         message: String,
     },
     /// The server (or something in front of it) answered with a non-MLflow error.
-    #[error("HTTP {status} from {endpoint}: {body}")]
+    #[error("HTTP {status} from {url}: {body}")]
     Http {
         status: u16,
-        endpoint: String,
+        url: String,
         body: String,
     },
     #[error(
@@ -47,11 +47,13 @@ pub enum ClientError {
 }
 
 /// Runs a client command against the server named by the environment and returns what to
-/// print on stdout. `Command::Server` is not a client command and yields an empty output.
+/// print on stdout.
 pub fn run(command: Command) -> Result<String, ClientError> {
     let client = || Client::new(Settings::from_env()?);
     match command {
-        Command::Server(_) => Ok(String::new()),
+        Command::Server(_) => Err(ClientError::Config(
+            "`mlflow server` runs a server; it is not a client command".into(),
+        )),
         Command::Models(args) => models::run(&client()?, args.command),
         Command::Experiments(args) => experiments::run(&client()?, args.command),
         Command::Runs(args) => runs::run(&client()?, args.command),
