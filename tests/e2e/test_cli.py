@@ -324,15 +324,21 @@ def test_non_http_tracking_uri_is_refused():
     assert "MLFLOW_TRACKING_URI" in line
 
 
+_UNAUTHENTICATED = (401, {"error_code": "UNAUTHENTICATED", "message": "You are not authenticated."})
+
+
 class _Recorder(http.server.BaseHTTPRequestHandler):
-    """Answers every request with MLflow's 401 and remembers its Authorization header."""
+    """Answers with the next of `script` (status, JSON body), the last one forever, and
+    remembers each request's Authorization header."""
 
     seen = []
+    script = [_UNAUTHENTICATED]
 
     def _reply(self):
         _Recorder.seen.append(self.headers.get("Authorization"))
-        body = json.dumps({"error_code": "UNAUTHENTICATED", "message": "You are not authenticated."})
-        self.send_response(401)
+        status, payload = _Recorder.script[min(len(_Recorder.seen), len(_Recorder.script)) - 1]
+        body = json.dumps(payload)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -350,6 +356,7 @@ def recorder():
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     _Recorder.seen = []
+    _Recorder.script = [_UNAUTHENTICATED]
     try:
         yield f"http://127.0.0.1:{srv.server_address[1]}"
     finally:
@@ -377,6 +384,26 @@ def test_credentials_are_sent_as_the_python_client_does_and_never_printed(record
     free = f"http://carol:url-s3cret@127.0.0.1:{free_port()}"
     line = _one_error_line(cli(free, "models", "list", check=False))
     assert "s3cret" not in line and "carol" not in line and "127.0.0.1" in line
+
+
+def test_try_again_later_answers_are_retried_with_the_python_clients_settings(recorder):
+    busy = (503, {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "database is busy"})
+    _Recorder.script = [busy, busy, (200, {"registered_models": [{"name": "m"}]})]
+    quick = {"MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0"}
+    proc = cli(recorder, "models", "list", "--json", MLFLOW_HTTP_REQUEST_MAX_RETRIES="2", **quick)
+    assert json.loads(proc.stdout) == {"registered_models": [{"name": "m"}]}
+    assert len(_Recorder.seen) == 3
+
+    _Recorder.seen = []
+    proc = cli(recorder, "models", "list", check=False, MLFLOW_HTTP_REQUEST_MAX_RETRIES="1", **quick)
+    assert _one_error_line(proc) == "error: TEMPORARILY_UNAVAILABLE: database is busy"
+    assert len(_Recorder.seen) == 2
+
+    # A lasting error (MLflow answers INVALID_STATE with 500) is not retried.
+    _Recorder.seen = []
+    _Recorder.script = [(500, {"error_code": "INVALID_STATE", "message": "not active"})]
+    proc = cli(recorder, "experiments", "rename", "-x", "1", "--new-name", "n", check=False, **quick)
+    assert _one_error_line(proc) == "error: INVALID_STATE: not active" and len(_Recorder.seen) == 1
 
 
 # --- experiments ----------------------------------------------------------------------------

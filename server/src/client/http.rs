@@ -41,6 +41,35 @@ pub struct Settings {
     pub server_cert_path: Option<String>,
     /// Items requested per page of a list; every page is fetched regardless.
     pub page_size: u64,
+    pub retry: Retry,
+}
+
+/// Retries of answers that say "try again later", with the Python client's settings:
+/// MLFLOW_HTTP_REQUEST_MAX_RETRIES (default 7, at most 10) and
+/// MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR (default 2: waits 2, 4, 8... s, each at most 120 s).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retry {
+    pub max_retries: u32,
+    pub backoff_factor: f64,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            max_retries: 7,
+            backoff_factor: 2.0,
+        }
+    }
+}
+
+impl Retry {
+    /// The wait before retry number `attempt` (1-based); a server's Retry-After wins.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        const MAX: f64 = 120.0;
+        let backoff = self.backoff_factor * 2f64.powi(attempt.saturating_sub(1).min(16) as i32);
+        let seconds = retry_after.map_or(backoff, |r| r.as_secs_f64());
+        Duration::from_secs_f64(seconds.clamp(0.0, MAX))
+    }
 }
 
 /// Within every list endpoint's limit on both servers (registered models allow ≤ 1000).
@@ -49,7 +78,9 @@ pub const DEFAULT_PAGE_SIZE: u64 = 1000;
 impl Settings {
     /// Reads MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD (then
     /// `~/.mlflow/credentials`), MLFLOW_TRACKING_TOKEN, MLFLOW_HTTP_REQUEST_TIMEOUT,
-    /// MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH.
+    /// MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+    /// MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH, plus our
+    /// MLFLOW_CLI_PAGE_SIZE.
     pub fn from_env() -> Result<Self, ClientError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let uri = var("MLFLOW_TRACKING_URI").unwrap_or_else(|| DEFAULT_TRACKING_URI.to_string());
@@ -79,6 +110,25 @@ impl Settings {
                 })?,
             None => DEFAULT_PAGE_SIZE,
         };
+        let number = |name: &str, default: f64, max: f64| -> Result<f64, ClientError> {
+            match var(name) {
+                Some(v) => v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| (0.0..=max).contains(n))
+                    .ok_or_else(|| {
+                        ClientError::Config(format!(
+                            "{name} must be a number from 0 to {max}, got {v:?}"
+                        ))
+                    }),
+                None => Ok(default),
+            }
+        };
+        let retry = Retry {
+            max_retries: number("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 7.0, 10.0)? as u32,
+            backoff_factor: number("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", 2.0, 120.0)?,
+        };
         let insecure_tls = var("MLFLOW_TRACKING_INSECURE_TLS")
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1"));
         Self::new(
@@ -92,6 +142,7 @@ impl Settings {
         )
         .map(|settings| Settings {
             page_size,
+            retry,
             ..settings
         })
     }
@@ -120,6 +171,7 @@ impl Settings {
             insecure_tls,
             server_cert_path,
             page_size: DEFAULT_PAGE_SIZE,
+            retry: Retry::default(),
         })
     }
 }
@@ -259,41 +311,49 @@ impl Client {
         body: Option<Value>,
     ) -> Result<Value, ClientError> {
         let url = self.endpoint_url(endpoint);
-        let mut request = self.http.request(method, &url).query(query);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = self.authorize(request).send().map_err(|e| {
-            if e.is_timeout() {
-                ClientError::Timeout {
-                    url: self.base_url().to_string(),
-                    seconds: self.settings.timeout.as_secs(),
-                }
-            } else {
-                ClientError::Connect {
-                    url: self.base_url().to_string(),
-                    reason: root_cause(&e),
-                }
+        let mut attempt = 0;
+        loop {
+            let mut request = self.http.request(method.clone(), &url).query(query);
+            if let Some(body) = &body {
+                request = request.json(body);
             }
-        })?;
-        let status = response.status();
-        let text = response.text().map_err(|e| ClientError::Connect {
-            url: self.base_url().to_string(),
-            reason: root_cause(&e),
-        })?;
-        if status.is_success() {
-            if text.trim().is_empty() {
-                return Ok(Value::Object(Map::new()));
+            let response = self.authorize(request).send().map_err(|e| {
+                if e.is_timeout() {
+                    ClientError::Timeout {
+                        url: self.base_url().to_string(),
+                        seconds: self.settings.timeout.as_secs(),
+                    }
+                } else {
+                    ClientError::Connect {
+                        url: self.base_url().to_string(),
+                        reason: root_cause(&e),
+                    }
+                }
+            })?;
+            let status = response.status().as_u16();
+            if attempt < self.settings.retry.max_retries && is_transient(&method, status) {
+                attempt += 1;
+                std::thread::sleep(self.settings.retry.delay(attempt, retry_after(&response)));
+                continue;
             }
-            return match serde_json::from_str::<Value>(&text) {
-                Ok(value @ Value::Object(_)) => Ok(value),
-                _ => Err(ClientError::Decode {
-                    endpoint: endpoint.to_string(),
-                    reason: format!("expected a JSON object, got {}", excerpt(&text)),
-                }),
-            };
+            let text = response.text().map_err(|e| ClientError::Connect {
+                url: self.base_url().to_string(),
+                reason: root_cause(&e),
+            })?;
+            if (200..300).contains(&status) {
+                if text.trim().is_empty() {
+                    return Ok(Value::Object(Map::new()));
+                }
+                return match serde_json::from_str::<Value>(&text) {
+                    Ok(value @ Value::Object(_)) => Ok(value),
+                    _ => Err(ClientError::Decode {
+                        endpoint: endpoint.to_string(),
+                        reason: format!("expected a JSON object, got {}", excerpt(&text)),
+                    }),
+                };
+            }
+            return Err(error_from_body(status, &url, &text));
         }
-        Err(error_from_body(status.as_u16(), &url, &text))
     }
 
     /// Follows `next_page_token` until the last page and returns the items under `key` of
@@ -333,6 +393,25 @@ impl Client {
             }
         }
     }
+}
+
+/// Whether an answer says "try again later". 429 and 503 mean the request was not
+/// processed, so any method is retried; gateway errors only for reads. Never 500: MLflow
+/// also answers lasting errors (INVALID_STATE) with it.
+fn is_transient(method: &Method, status: u16) -> bool {
+    matches!(status, 429 | 503) || (*method == Method::GET && matches!(status, 408 | 502 | 504))
+}
+
+/// A `Retry-After` given in seconds.
+fn retry_after(response: &reqwest::blocking::Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
+    value
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 /// An MLflow error body becomes `Api`; anything else (a proxy's HTML page, a server that
@@ -436,6 +515,19 @@ mod tests {
             let err = Settings::new(uri, None, None, None, Duration::from_secs(1), false, None);
             assert!(matches!(err, Err(ClientError::Config(_))), "{uri}");
         }
+    }
+
+    #[test]
+    fn retries_back_off_like_the_python_client() {
+        let retry = Retry::default();
+        let waits: Vec<u64> = (1..=8).map(|a| retry.delay(a, None).as_secs()).collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 120, 120]);
+        assert_eq!(
+            retry.delay(1, Some(Duration::from_secs(5))),
+            Duration::from_secs(5)
+        );
+        assert!(is_transient(&Method::POST, 503) && !is_transient(&Method::POST, 502));
+        assert!(is_transient(&Method::GET, 502) && !is_transient(&Method::GET, 500));
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod models;
 mod runs;
 mod table;
 
-pub use http::{Auth, Client, Settings, DEFAULT_PAGE_SIZE, DEFAULT_TRACKING_URI};
+pub use http::{Auth, Client, Retry, Settings, DEFAULT_PAGE_SIZE, DEFAULT_TRACKING_URI};
 
 use crate::cli::Command;
 
