@@ -159,7 +159,7 @@ impl Store {
                 .to_string(),
             group_commit: None,
         };
-        schema::ensure(&store).await?;
+        schema::ensure(&store, &options.uri).await?;
         store.ensure_default_experiment().await.map_err(|e| {
             OpenError::Schema(format!(
                 "cannot create the Default experiment: {}",
@@ -224,7 +224,7 @@ async fn connect_pools(uri: &StoreUri, max: u32) -> Result<(AnyPool, AnyPool), s
             let pool = AnyPoolOptions::new()
                 .max_connections(pool_size(max))
                 // A request waits this long for a connection, then answers 503.
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(acquire_timeout())
                 // Checks a pooled connection before use, so after a database restart the first
                 // request gets a fresh connection instead of the dead one's error.
                 .test_before_acquire(true)
@@ -277,6 +277,17 @@ fn pool_size(from_workers: u32) -> u32 {
         Some(size) => (size + env("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW").unwrap_or(0)).max(1),
         None => from_workers.max(2),
     }
+}
+
+/// How long a request waits for a database connection before it answers 503
+/// (`MLFLOW_DB_ACQUIRE_TIMEOUT`, seconds; default 10): during a database outage this is how
+/// long clients wait for the answer.
+fn acquire_timeout() -> Duration {
+    std::env::var("MLFLOW_DB_ACQUIRE_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
 }
 
 /// Per-statement limit on PostgreSQL/MySQL (`MLFLOW_DB_STATEMENT_TIMEOUT`, seconds; 0 turns it

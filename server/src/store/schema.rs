@@ -60,10 +60,15 @@ pub async fn check_before_open(uri: &StoreUri) -> Result<(), OpenError> {
 }
 
 /// Makes sure the store holds MLflow's schema at our revision, creating it when empty.
-pub async fn ensure(store: &Store) -> Result<(), OpenError> {
+/// `uri` names the database in messages (its password is redacted there).
+pub async fn ensure(store: &Store, uri: &str) -> Result<(), OpenError> {
+    if store.dialect != Dialect::Sqlite {
+        // Inspected under a lock, as other server processes may be creating it right now.
+        return create(store, uri).await;
+    }
     match inspect(&store.writer, store.dialect).await? {
-        Found::Empty => create(store).await,
-        other => verdict(other, "the backend store"),
+        Found::Empty => create(store, uri).await,
+        other => verdict(other, uri),
     }
 }
 
@@ -125,7 +130,7 @@ fn verdict(found: Found, what: &str) -> Result<(), OpenError> {
     }
 }
 
-async fn create(store: &Store) -> Result<(), OpenError> {
+async fn create(store: &Store, uri: &str) -> Result<(), OpenError> {
     match store.dialect {
         Dialect::Sqlite => {
             let mut tx = store.writer.begin().await?;
@@ -144,7 +149,7 @@ async fn create(store: &Store) -> Result<(), OpenError> {
                 .await?;
             match inspect_conn(&mut tx, Dialect::Postgres).await? {
                 Found::Empty => {}
-                other => return verdict(other, "the backend store"),
+                other => return verdict(other, uri),
             }
             for stmt in statements(POSTGRES_SCHEMA) {
                 sqlx::raw_sql(stmt).execute(&mut *tx).await?;
@@ -164,7 +169,7 @@ async fn create(store: &Store) -> Result<(), OpenError> {
             let result = async {
                 match inspect_conn(&mut conn, Dialect::Mysql).await? {
                     Found::Empty => {}
-                    other => return verdict(other, "the backend store"),
+                    other => return verdict(other, uri),
                 }
                 for stmt in statements(MYSQL_SCHEMA) {
                     sqlx::raw_sql(stmt).execute(&mut *conn).await?;
