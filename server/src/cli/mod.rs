@@ -109,13 +109,82 @@ pub struct ServerArgs {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
-    use super::Cli;
+    use super::models::{ModelsCommand, Stage, TransitionRequestCommand};
+    use super::{Cli, Command};
 
     /// clap checks a command's definition only when that command is parsed; check them all.
     #[test]
     fn definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(line.split_whitespace())
+    }
+
+    #[test]
+    fn the_seeds_registry_lines_parse() {
+        let cli = Cli::try_parse_from([
+            "mlflow",
+            "models",
+            "create",
+            "-n",
+            "my-model",
+            "-d",
+            "Customer churn prediction",
+        ]);
+        assert!(matches!(
+            cli.map(|c| c.command),
+            Ok(Command::Models(m)) if matches!(&m.command, ModelsCommand::Create(a)
+                if a.name == "my-model" && a.description.as_deref() == Some("Customer churn prediction"))
+        ));
+        for stage in ["Staging", "Production", "production"] {
+            let line = format!(
+                "mlflow models transition-request create --name my-model --version 1 --stage {stage}"
+            );
+            let Ok(Cli {
+                command: Command::Models(m),
+            }) = parse(&line)
+            else {
+                panic!("{line} does not parse");
+            };
+            let ModelsCommand::TransitionRequest(t) = m.command else {
+                panic!("{line}: not a transition request");
+            };
+            let TransitionRequestCommand::Create(args) = t.command;
+            assert_eq!((args.name.as_str(), args.version), ("my-model", 1));
+            assert!(matches!(args.stage, Stage::Staging | Stage::Production));
+            assert!(!args.archive_existing_versions);
+        }
+        assert!(parse("mlflow models list").is_ok());
+    }
+
+    #[test]
+    fn python_cli_flags_parse() {
+        for line in [
+            "mlflow experiments create --experiment-name X --artifact-location /tmp/a",
+            "mlflow experiments create -n X -l s3://b/p",
+            "mlflow experiments delete --experiment-id 1",
+            "mlflow experiments restore -x 1",
+            "mlflow experiments rename --experiment-id 1 --new-name Y",
+            "mlflow experiments search --view all --max-results 5",
+            "mlflow runs list --experiment-id 1 --view deleted_only",
+            "mlflow runs describe --run-id abc",
+            "mlflow runs delete --run-id abc",
+            "mlflow runs restore --run-id abc",
+        ] {
+            assert!(parse(line).is_ok(), "{line}");
+        }
+        for bad in [
+            "mlflow models transition-request create --name m --version 0 --stage Staging",
+            "mlflow models transition-request create --name m --version 1 --stage Prod",
+            "mlflow runs describe",
+            "mlflow runs describe abc --run-id abc",
+            "mlflow experiments get",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 }
