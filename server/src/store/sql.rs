@@ -160,7 +160,7 @@ impl Dialect {
             // clauses run left to right and later ones see earlier assignments, so each repeats
             // the whole comparison: once `value` is replaced, the comparison can only turn false
             // where the remaining columns already hold the new values, so every assignment
-            // stays right (see the unit test).
+            // stays right (tests/e2e test_latest_metric_tie_breaks runs on MariaDB too).
             Dialect::Mysql => (
                 "INSERT INTO latest_metrics (`key`, value, timestamp, step, is_nan, run_uuid) VALUES ",
                 concat!(
