@@ -7,7 +7,7 @@ use super::common::{OutputArgs, View};
 /// `mlflow experiments`.
 #[derive(Debug, Args)]
 #[command(
-    about = "Manage experiments on the tracking server at MLFLOW_TRACKING_URI",
+    about = "Manage experiments on a tracking server",
     long_about = "Manage experiments on the tracking server at MLFLOW_TRACKING_URI \
                   (default http://127.0.0.1:5000). Credentials come from MLFLOW_TRACKING_TOKEN or \
                   MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, as in the Python client."

@@ -24,11 +24,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the tracking server.
     Server(ServerArgs),
-    /// Registered models, versions, stages and aliases (on a tracking server).
+    // The client commands take their help from their argument structs (no doc comment
+    // here, which would replace it).
     Models(models::ModelsArgs),
-    /// Experiments (on a tracking server).
     Experiments(experiments::ExperimentsArgs),
-    /// Runs (on a tracking server).
     Runs(runs::RunsArgs),
 }
 

@@ -9,7 +9,7 @@ use super::common::OutputArgs;
 /// `mlflow models`.
 #[derive(Debug, Args)]
 #[command(
-    about = "Manage registered models on the tracking server at MLFLOW_TRACKING_URI",
+    about = "Manage registered models, versions, stages and aliases on a tracking server",
     long_about = "Manage registered models, their versions, stages and aliases on the tracking \
                   server at MLFLOW_TRACKING_URI (default http://127.0.0.1:5000). Credentials come \
                   from MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME and \
@@ -35,7 +35,6 @@ pub enum ModelsCommand {
     Get(ModelRefArgs),
     /// Delete a registered model and all its versions.
     Delete(ModelRefArgs),
-    /// Move a model version to another stage.
     TransitionRequest(TransitionRequestArgs),
     /// Model versions.
     Versions(VersionsArgs),

@@ -7,7 +7,7 @@ use super::common::{OutputArgs, View};
 /// `mlflow runs`.
 #[derive(Debug, Args)]
 #[command(
-    about = "Manage runs on the tracking server at MLFLOW_TRACKING_URI",
+    about = "Manage runs on a tracking server",
     long_about = "Manage runs on the tracking server at MLFLOW_TRACKING_URI \
                   (default http://127.0.0.1:5000). Credentials come from MLFLOW_TRACKING_TOKEN or \
                   MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, as in the Python client."
