@@ -17,7 +17,7 @@ mod uri;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 use crate::error::{ErrorCode, MlflowError};
 use sql::{Dialect, Sql};
@@ -45,8 +45,18 @@ pub enum OpenError {
     BadUri(String),
     #[error("{0}")]
     Schema(String),
-    #[error("cannot open the backend store: {0}")]
-    Database(#[from] sqlx::Error),
+    /// The database's own error, once (not repeated as a source chain).
+    #[error("cannot open the backend store {uri}: {message}")]
+    Database { uri: String, message: String },
+}
+
+impl From<sqlx::Error> for OpenError {
+    fn from(err: sqlx::Error) -> Self {
+        OpenError::Database {
+            uri: String::new(),
+            message: err.to_string(),
+        }
+    }
 }
 
 /// The tracking store.
@@ -145,6 +155,16 @@ fn is_too_long(err: &sqlx::Error) -> bool {
 impl Store {
     /// Opens (and on first use creates) the store at `options.uri`.
     pub async fn open(options: &StoreOptions) -> Result<Self, OpenError> {
+        Self::open_inner(options).await.map_err(|e| match e {
+            OpenError::Database { message, .. } => OpenError::Database {
+                uri: uri::redact(&options.uri),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    async fn open_inner(options: &StoreOptions) -> Result<Self, OpenError> {
         sqlx::any::install_default_drivers();
         let uri = StoreUri::parse(&options.uri).map_err(OpenError::BadUri)?;
         schema::check_before_open(&uri).await?;
@@ -219,6 +239,9 @@ async fn connect_pools(uri: &StoreUri, max: u32) -> Result<(AnyPool, AnyPool), s
             Ok((writer, reader))
         }
         StoreUri::Postgres(_) | StoreUri::Mysql(_) => {
+            // One direct connection first: a pool would report an unreachable server or a
+            // refused login only as "pool timed out".
+            AnyConnection::connect(&url).await?.close().await?;
             let dialect = uri.dialect();
             let timeout_ms = statement_timeout_ms();
             let pool = AnyPoolOptions::new()
