@@ -30,6 +30,17 @@ impl ServerConfig {
                 "--artifacts-only cannot be combined with --no-serve-artifacts".into(),
             ));
         }
+        // The registry lives in the backend store's tables; a second store is not served, and
+        // silently ignoring one would put registry data where the user did not ask.
+        if let Some(registry) = args.registry_store_uri.as_deref().filter(|r| !r.is_empty()) {
+            if registry != args.backend_store_uri {
+                return Err(ConfigError(
+                    "--registry-store-uri must be the backend store (its default): this server \
+                     keeps the model registry in the backend store's tables"
+                        .into(),
+                ));
+            }
+        }
         let static_prefix = match args.static_prefix.filter(|p| !p.is_empty()) {
             Some(p) if !p.starts_with('/') || p.ends_with('/') || p.contains(['{', '}']) => {
                 return Err(ConfigError(format!(

@@ -471,3 +471,18 @@ def test_concurrent_versions_never_share_a_number(server, client, experiment_id)
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses][:3]
     versions = sorted(int(r.json()["model_version"]["version"]) for r in responses)
     assert versions == list(range(1, 25))
+
+
+@pytest.mark.ours_only
+def test_separate_registry_store_is_refused(tmp_path):
+    # The registry lives in the backend store; a different --registry-store-uri is refused
+    # at startup instead of being silently ignored.
+    import subprocess
+
+    from e2e_support import free_port, our_binary, server_command
+
+    cmd = server_command(our_binary(), free_port(), f"sqlite:///{tmp_path / 'a.db'}", tmp_path / "art")
+    other = cmd + ["--registry-store-uri", f"sqlite:///{tmp_path / 'b.db'}"]
+    proc = subprocess.run(other, capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0 and "--registry-store-uri" in proc.stderr
+    assert not (tmp_path / "a.db").exists() and not (tmp_path / "b.db").exists()
