@@ -145,3 +145,43 @@ def test_creation_races_have_one_winner(two_servers):
         for url in (a.url, b.url):
             got = requests.get(url + API + "/experiments/get-by-name", params={"experiment_name": name}, timeout=60)
             assert got.json()["experiment"]["experiment_id"] == eid
+
+
+def test_registry_races_across_servers(two_servers):
+    """Same registered model created from both servers at once: one success; model versions
+    created concurrently through both: distinct consecutive numbers, none lost."""
+    a, b = two_servers
+    urls = [a.url, b.url]
+    racers = 10
+    name = unique_name("model")
+    barrier = threading.Barrier(racers, timeout=60)
+
+    def create_model(i):
+        session = requests.Session()
+        barrier.wait()
+        return post(session, urls[i % 2], "/registered-models/create", {"name": name})
+
+    with ThreadPoolExecutor(racers) as pool:
+        responses = list(pool.map(create_model, range(racers)))
+    ok = [r for r in responses if r.status_code == 200]
+    assert len(ok) == 1, [r.text for r in responses]
+    assert all(r.json().get("error_code") == "RESOURCE_ALREADY_EXISTS" for r in responses if r.status_code != 200)
+
+    s = requests.Session()
+    eid = post(s, a.url, "/experiments/create", {"name": unique_name("reg")}).json()["experiment_id"]
+    run_id = post(s, b.url, "/runs/create", {"experiment_id": eid}).json()["run"]["info"]["run_id"]
+    barrier = threading.Barrier(racers, timeout=60)
+
+    def create_version(i):
+        session = requests.Session()
+        barrier.wait()
+        r = post(session, urls[i % 2], "/model-versions/create",
+                 {"name": name, "source": f"runs:/{run_id}/model{i}", "run_id": run_id})
+        assert r.status_code == 200, r.text
+        return int(r.json()["model_version"]["version"])
+
+    with ThreadPoolExecutor(racers) as pool:
+        versions = sorted(pool.map(create_version, range(racers)))
+    assert versions == list(range(1, racers + 1))
+    found = requests.get(b.url + API + "/model-versions/search", params={"filter": f"name='{name}'"}, timeout=60)
+    assert sorted(int(v["version"]) for v in found.json()["model_versions"]) == versions
