@@ -10,6 +10,7 @@ import http.server
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -332,10 +333,13 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
     remembers each request's Authorization header."""
 
     seen = []
+    peer_certs = []
     script = [_UNAUTHENTICATED]
 
     def _reply(self):
         _Recorder.seen.append(self.headers.get("Authorization"))
+        if isinstance(self.connection, ssl.SSLSocket):
+            _Recorder.peer_certs.append(self.connection.getpeercert())
         status, payload = _Recorder.script[min(len(_Recorder.seen), len(_Recorder.script)) - 1]
         body = json.dumps(payload)
         self.send_response(status)
@@ -350,17 +354,90 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def _serve(tls=None):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    if tls is not None:
+        srv.socket = tls.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    _Recorder.seen = []
+    _Recorder.peer_certs = []
+    _Recorder.script = [_UNAUTHENTICATED]
+    return srv
+
+
 @pytest.fixture
 def recorder():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    _Recorder.seen = []
-    _Recorder.script = [_UNAUTHENTICATED]
+    srv = _serve()
     try:
         yield f"http://127.0.0.1:{srv.server_address[1]}"
     finally:
         srv.shutdown()
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _signed(cwd, name, cn, ext):
+    """`name`.pem and `name`.key: a leaf certificate signed by ca.pem."""
+    (cwd / f"{name}.ext").write_text(ext)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+             f"{name}.csr", "-subj", f"/CN={cn}", cwd=cwd)
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "1", "-out", f"{name}.pem", "-extfile", f"{name}.ext",
+             cwd=cwd)
+
+
+@pytest.fixture
+def tls_recorder(tmp_path):
+    """An HTTPS recorder with a certificate from a private CA, asking for a client
+    certificate from the same CA (optional); yields (url, directory of the PEM files)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+             "ca.pem", "-days", "1", "-subj", "/CN=mlflow-e2e-ca", cwd=tmp_path)
+    _signed(tmp_path, "server", "127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    _signed(tmp_path, "client", "cli-user",
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    (tmp_path / "client-bundle.pem").write_text(
+        (tmp_path / "client.pem").read_text() + (tmp_path / "client.key").read_text()
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "server.pem", tmp_path / "server.key")
+    ctx.load_verify_locations(tmp_path / "ca.pem")
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    srv = _serve(ctx)
+    try:
+        yield f"https://127.0.0.1:{srv.server_address[1]}", tmp_path
+    finally:
+        srv.shutdown()
+
+
+def test_tls_settings_are_honoured_as_in_the_python_client(tls_recorder):
+    url, pem = tls_recorder
+    unauthenticated = "error: UNAUTHENTICATED: You are not authenticated."
+
+    line = _one_error_line(cli(url, "models", "list", check=False))
+    assert url in line and "cannot reach" in line and "certificate" in line, line
+    assert "MLFLOW_TRACKING_SERVER_CERT_PATH" in line
+    assert _Recorder.seen == []
+
+    proc = cli(url, "models", "list", check=False, MLFLOW_TRACKING_SERVER_CERT_PATH=str(pem / "ca.pem"))
+    assert _one_error_line(proc) == unauthenticated and len(_Recorder.seen) == 1
+    assert not _Recorder.peer_certs[-1]
+
+    proc = cli(url, "models", "list", check=False, MLFLOW_TRACKING_INSECURE_TLS="true")
+    assert _one_error_line(proc) == unauthenticated and len(_Recorder.seen) == 2
+
+    proc = cli(url, "models", "list", check=False, MLFLOW_TRACKING_SERVER_CERT_PATH=str(pem / "ca.pem"),
+               MLFLOW_TRACKING_CLIENT_CERT_PATH=str(pem / "client-bundle.pem"))
+    assert _one_error_line(proc) == unauthenticated
+    assert ((("commonName", "cli-user"),),) == _Recorder.peer_certs[-1]["subject"]
+
+    missing = str(pem / "missing.pem")
+    line = _one_error_line(cli(url, "models", "list", check=False, MLFLOW_TRACKING_SERVER_CERT_PATH=missing))
+    assert "MLFLOW_TRACKING_SERVER_CERT_PATH" in line and missing in line
 
 
 def test_credentials_are_sent_as_the_python_client_does_and_never_printed(recorder):

@@ -39,6 +39,7 @@ pub struct Settings {
     pub timeout: Duration,
     pub insecure_tls: bool,
     pub server_cert_path: Option<String>,
+    pub client_cert_path: Option<String>,
     /// Items requested per page of a list; every page is fetched regardless.
     pub page_size: u64,
     pub retry: Retry,
@@ -79,7 +80,8 @@ impl Settings {
     /// Reads MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD (then
     /// `~/.mlflow/credentials`), MLFLOW_TRACKING_TOKEN, MLFLOW_HTTP_REQUEST_TIMEOUT,
     /// MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
-    /// MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH, plus our
+    /// MLFLOW_TRACKING_INSECURE_TLS, MLFLOW_TRACKING_SERVER_CERT_PATH and
+    /// MLFLOW_TRACKING_CLIENT_CERT_PATH, plus our
     /// MLFLOW_CLI_PAGE_SIZE.
     pub fn from_env() -> Result<Self, ClientError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -143,6 +145,7 @@ impl Settings {
         .map(|settings| Settings {
             page_size,
             retry,
+            client_cert_path: var("MLFLOW_TRACKING_CLIENT_CERT_PATH"),
             ..settings
         })
     }
@@ -170,6 +173,7 @@ impl Settings {
             timeout,
             insecure_tls,
             server_cert_path,
+            client_cert_path: None,
             page_size: DEFAULT_PAGE_SIZE,
             retry: Retry::default(),
         })
@@ -201,6 +205,11 @@ fn parse_tracking_uri(uri: &str) -> Result<(Url, Option<String>, Option<String>)
     url.set_query(None);
     url.set_fragment(None);
     Ok((url, user, password))
+}
+
+fn read_pem(variable: &str, path: &str) -> Result<Vec<u8>, ClientError> {
+    std::fs::read(path)
+        .map_err(|e| ClientError::Config(format!("cannot read {variable} {path}: {e}")))
 }
 
 /// Username and password from `~/.mlflow/credentials` (section `[mlflow]`), as the Python
@@ -249,16 +258,33 @@ impl Client {
             .timeout(settings.timeout)
             .user_agent(concat!("mlflow-rust-cli/", env!("CARGO_PKG_VERSION")))
             .danger_accept_invalid_certs(settings.insecure_tls);
+        // As the Python client passes them to `requests`: a CA bundle to trust, and one PEM
+        // file holding the client's certificate and key.
         if let Some(path) = &settings.server_cert_path {
-            let pem = std::fs::read(path).map_err(|e| {
+            let certs = reqwest::Certificate::from_pem_bundle(&read_pem(
+                "MLFLOW_TRACKING_SERVER_CERT_PATH",
+                path,
+            )?)
+            .map_err(|e| {
                 ClientError::Config(format!(
-                    "cannot read MLFLOW_TRACKING_SERVER_CERT_PATH {path}: {e}"
+                    "MLFLOW_TRACKING_SERVER_CERT_PATH {path}: {}",
+                    root_cause(&e)
                 ))
             })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                ClientError::Config(format!("MLFLOW_TRACKING_SERVER_CERT_PATH {path}: {e}"))
-            })?;
-            builder = builder.add_root_certificate(cert);
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some(path) = &settings.client_cert_path {
+            let identity =
+                reqwest::Identity::from_pem(&read_pem("MLFLOW_TRACKING_CLIENT_CERT_PATH", path)?)
+                    .map_err(|e| {
+                    ClientError::Config(format!(
+                        "MLFLOW_TRACKING_CLIENT_CERT_PATH {path}: {}",
+                        root_cause(&e)
+                    ))
+                })?;
+            builder = builder.identity(identity);
         }
         let http = builder
             .build()
@@ -324,9 +350,11 @@ impl Client {
                         seconds: self.settings.timeout.as_secs(),
                     }
                 } else {
+                    let reason = root_cause(&e);
                     ClientError::Connect {
+                        hint: connect_hint(&reason),
                         url: self.base_url().to_string(),
-                        reason: root_cause(&e),
+                        reason,
                     }
                 }
             })?;
@@ -338,7 +366,8 @@ impl Client {
             }
             let text = response.text().map_err(|e| ClientError::Connect {
                 url: self.base_url().to_string(),
-                reason: root_cause(&e),
+                reason: format!("the answer broke off: {}", root_cause(&e)),
+                hint: "",
             })?;
             if (200..300).contains(&status) {
                 if text.trim().is_empty() {
@@ -432,6 +461,17 @@ fn error_from_body(status: u16, url: &str, text: &str) -> ClientError {
         status,
         url: url.to_string(),
         body: excerpt(text),
+    }
+}
+
+/// What to check, judged from the innermost cause of a failed connection.
+fn connect_hint(reason: &str) -> &'static str {
+    let reason = reason.to_ascii_lowercase();
+    if reason.contains("certificate") || reason.contains("tls") || reason.contains("handshake") {
+        " (MLFLOW_TRACKING_SERVER_CERT_PATH names a CA bundle to trust; \
+         MLFLOW_TRACKING_INSECURE_TLS=true skips verification)"
+    } else {
+        " (is `mlflow server` running there? MLFLOW_TRACKING_URI sets the address)"
     }
 }
 

@@ -32,11 +32,13 @@ pub enum ClientError {
         url: String,
         body: String,
     },
-    #[error(
-        "cannot reach the tracking server at {url}: {reason} (is `mlflow server` running \
-         there? MLFLOW_TRACKING_URI sets the address)"
-    )]
-    Connect { url: String, reason: String },
+    /// No HTTP answer: refused, unresolvable, TLS failure; `hint` says what to check.
+    #[error("cannot reach the tracking server at {url}: {reason}{hint}")]
+    Connect {
+        url: String,
+        reason: String,
+        hint: &'static str,
+    },
     #[error("the tracking server at {url} did not answer within {seconds} s (MLFLOW_HTTP_REQUEST_TIMEOUT)")]
     Timeout { url: String, seconds: u64 },
     #[error("unexpected answer to {endpoint}: {reason}")]
