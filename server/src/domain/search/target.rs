@@ -18,7 +18,9 @@ pub enum SearchTarget {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AttrType {
-    Text { allows_in: bool },
+    Text {
+        allows_in: bool,
+    },
     Number,
     /// An integer that may also be written as a quoted string (`version_number = '3'`).
     Integer,
@@ -267,7 +269,7 @@ impl SearchTarget {
                 "name" => Ok("name".into()),
                 "timestamp" | "last_updated_timestamp" => Ok("last_updated_timestamp".into()),
                 _ => Err(MlflowError::invalid(format!(
-                    "Invalid order by key '{key}' specified.Valid keys are \
+                    "Invalid order by key '{key}' specified. Valid keys are \
                      '{{'name', 'timestamp'}}'"
                 ))),
             },
@@ -276,8 +278,8 @@ impl SearchTarget {
                     Ok(key.to_string())
                 }
                 _ => Err(MlflowError::invalid(format!(
-                    "Invalid order by key '{key}' specified. Valid keys are {{'name', \
-                     'version_number', 'creation_timestamp', 'last_updated_timestamp'}}"
+                    "Invalid attribute key '{key}' specified. Valid keys are '{{'name', \
+                     'version_number', 'creation_timestamp', 'last_updated_timestamp'}}'"
                 ))),
             },
             (Self::Runs, Entity::Metric | Entity::Param | Entity::Tag) => Ok(key.to_string()),
@@ -384,7 +386,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.len(), 3);
-        assert_eq!((c[1].entity, c[1].key.as_str()), (Entity::Tag, "mlflow.prompt.is_prompt"));
+        assert_eq!(
+            (c[1].entity, c[1].key.as_str()),
+            (Entity::Tag, "mlflow.prompt.is_prompt")
+        );
         parse_filter(SearchTarget::RegisteredModels, "name IN ('a', 'b')").unwrap();
         for bad in [
             "run_id = 'x'",
@@ -393,7 +398,10 @@ mod tests {
             "name = 5",
             "metrics.a > 1",
         ] {
-            assert!(parse_filter(SearchTarget::RegisteredModels, bad).is_err(), "{bad}");
+            assert!(
+                parse_filter(SearchTarget::RegisteredModels, bad).is_err(),
+                "{bad}"
+            );
         }
         let c = parse_filter(
             SearchTarget::ModelVersions,
@@ -409,7 +417,10 @@ mod tests {
             "status = 'READY'",
             "tags.t IS NOT NULL",
         ] {
-            assert!(parse_filter(SearchTarget::ModelVersions, bad).is_err(), "{bad}");
+            assert!(
+                parse_filter(SearchTarget::ModelVersions, bad).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -421,8 +432,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(o[0].key, "last_updated_timestamp");
-        assert!(parse_order_by(SearchTarget::RegisteredModels, &["creation_timestamp".into()]).is_err());
-        let o = parse_order_by(SearchTarget::ModelVersions, &["version_number DESC".into()]).unwrap();
+        assert!(parse_order_by(
+            SearchTarget::RegisteredModels,
+            &["creation_timestamp".into()]
+        )
+        .is_err());
+        let o =
+            parse_order_by(SearchTarget::ModelVersions, &["version_number DESC".into()]).unwrap();
         assert!(!o[0].ascending);
         assert!(parse_order_by(SearchTarget::ModelVersions, &["run_id".into()]).is_err());
     }
