@@ -169,7 +169,7 @@ impl Store {
         }
         for tag in latest {
             let mut sql = self.sql();
-            sql.push("DELETE FROM registered_model_tags WHERE name = ")
+            sql.push("DELETE FROM registered_model_tags WHERE workspace = 'default' AND name = ")
                 .bind(name)
                 .push(&format!(" AND {key} = "))
                 .bind(&tag.key);
@@ -192,7 +192,7 @@ impl Store {
     async fn fetch_rm_row(&self, name: &str) -> Result<AnyRow> {
         let mut sql = self.sql();
         sql.push(&format!(
-            "SELECT {RM_COLUMNS} FROM registered_models rm WHERE rm.name = "
+            "SELECT {RM_COLUMNS} FROM registered_models rm WHERE rm.workspace = 'default' AND rm.name = "
         ))
         .bind(name);
         self.fetch_optional(&sql)
@@ -223,7 +223,7 @@ impl Store {
         let key = self.dialect.key_col();
         let mut sql = self.sql();
         sql.push(&format!(
-            "SELECT name, {key}, value FROM registered_model_tags WHERE name IN "
+            "SELECT name, {key}, value FROM registered_model_tags WHERE workspace = 'default' AND name IN "
         ))
         .bind_list(names.iter())
         .push(&format!(" ORDER BY name, {key}"));
@@ -257,7 +257,7 @@ impl Store {
     /// `(alias, version)` pairs per model name, ordered by alias.
     async fn aliases_of(&self, names: &[String]) -> Result<HashMap<String, Vec<(String, i64)>>> {
         let mut sql = self.sql();
-        sql.push("SELECT name, alias, version FROM registered_model_aliases WHERE name IN ")
+        sql.push("SELECT name, alias, version FROM registered_model_aliases WHERE workspace = 'default' AND name IN ")
             .bind_list(names.iter())
             .push(" ORDER BY name, alias");
         let mut out: HashMap<String, Vec<(String, i64)>> = HashMap::new();
@@ -279,13 +279,13 @@ impl Store {
     ) -> Result<HashMap<String, Vec<ModelVersion>>> {
         let mut sql = self.sql();
         sql.push(&format!(
-            "SELECT {MV_COLUMNS} FROM model_versions mv WHERE mv.name IN "
+            "SELECT {MV_COLUMNS} FROM model_versions mv WHERE mv.workspace = 'default' AND mv.name IN "
         ))
         .bind_list(names.iter())
         .push(" AND mv.current_stage <> ")
         .bind(STAGE_DELETED_INTERNAL)
         .push(
-            " AND NOT EXISTS (SELECT 1 FROM model_versions o WHERE o.name = mv.name AND \
+            " AND NOT EXISTS (SELECT 1 FROM model_versions o WHERE o.workspace = mv.workspace AND o.name = mv.name AND \
                  o.current_stage = mv.current_stage AND o.version > mv.version) \
                  ORDER BY mv.name, mv.version",
         );
@@ -310,7 +310,7 @@ impl Store {
             .bind(description)
             .push(", last_updated_time = ")
             .bind(now_ms())
-            .push(" WHERE name = ")
+            .push(" WHERE workspace = 'default' AND name = ")
             .bind(name);
         sql.query().execute(&self.writer).await?;
         self.get_registered_model(name).await
@@ -324,7 +324,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
         let mut sql = self.sql();
-        sql.push("SELECT name FROM registered_models WHERE name = ")
+        sql.push("SELECT name FROM registered_models WHERE workspace = 'default' AND name = ")
             .bind(name)
             .push(row_lock(self.dialect));
         if sql.query().fetch_optional(&mut *tx).await?.is_none() {
@@ -332,7 +332,7 @@ impl Store {
         }
         if new_name != name {
             let mut sql = self.sql();
-            sql.push("SELECT name FROM registered_models WHERE name = ")
+            sql.push("SELECT name FROM registered_models WHERE workspace = 'default' AND name = ")
                 .bind(new_name);
             if sql.query().fetch_optional(&mut *tx).await?.is_some() {
                 return Err(rm_exists(new_name));
@@ -345,7 +345,7 @@ impl Store {
             .bind(new_name)
             .push(", last_updated_time = ")
             .bind(now)
-            .push(" WHERE name = ")
+            .push(" WHERE workspace = 'default' AND name = ")
             .bind(name);
         if let Err(err) = sql.query().execute(&mut *tx).await {
             return Err(if is_unique_violation(&err) {
@@ -364,7 +364,7 @@ impl Store {
                 let mut sql = self.sql();
                 sql.push(&format!("UPDATE {table} SET name = "))
                     .bind(new_name)
-                    .push(" WHERE name = ")
+                    .push(" WHERE workspace = 'default' AND name = ")
                     .bind(name);
                 sql.query().execute(&mut *tx).await?;
             }
@@ -372,7 +372,7 @@ impl Store {
         let mut sql = self.sql();
         sql.push("UPDATE model_versions SET last_updated_time = ")
             .bind(now)
-            .push(" WHERE name = ")
+            .push(" WHERE workspace = 'default' AND name = ")
             .bind(new_name);
         sql.query().execute(&mut *tx).await?;
         tx.commit().await?;
@@ -382,7 +382,7 @@ impl Store {
     pub async fn delete_registered_model(&self, name: &str) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let mut sql = self.sql();
-        sql.push("SELECT name FROM registered_models WHERE name = ")
+        sql.push("SELECT name FROM registered_models WHERE workspace = 'default' AND name = ")
             .bind(name)
             .push(row_lock(self.dialect));
         if sql.query().fetch_optional(&mut *tx).await?.is_none() {
@@ -397,8 +397,10 @@ impl Store {
             "registered_models",
         ] {
             let mut sql = self.sql();
-            sql.push(&format!("DELETE FROM {table} WHERE name = "))
-                .bind(name);
+            sql.push(&format!(
+                "DELETE FROM {table} WHERE workspace = 'default' AND name = "
+            ))
+            .bind(name);
             sql.query().execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -417,7 +419,7 @@ impl Store {
     pub async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
         self.check_registered_model(name).await?;
         let mut sql = self.sql();
-        sql.push("DELETE FROM registered_model_tags WHERE name = ")
+        sql.push("DELETE FROM registered_model_tags WHERE workspace = 'default' AND name = ")
             .bind(name)
             .push(&format!(" AND {} = ", self.dialect.key_col()))
             .bind(key);
@@ -434,7 +436,7 @@ impl Store {
     ) -> Result<Page<RegisteredModel>> {
         let mut sql = self.sql();
         sql.push(&format!(
-            "SELECT {RM_COLUMNS} FROM registered_models rm WHERE 1 = 1"
+            "SELECT {RM_COLUMNS} FROM registered_models rm WHERE rm.workspace = 'default'"
         ));
         push_registry_filter(&mut sql, clauses, RegistryTable::Models);
         sql.push(" ORDER BY ");
@@ -506,14 +508,14 @@ impl Store {
         let mut sql = self.sql();
         sql.push("UPDATE registered_models SET last_updated_time = ")
             .bind(now)
-            .push(" WHERE name = ")
+            .push(" WHERE workspace = 'default' AND name = ")
             .bind(&new.name);
         sql.query()
             .execute(&mut *tx)
             .await
             .map_err(MlflowError::from)?;
         let mut sql = self.sql();
-        sql.push("SELECT name FROM registered_models WHERE name = ")
+        sql.push("SELECT name FROM registered_models WHERE workspace = 'default' AND name = ")
             .bind(&new.name)
             .push(row_lock(self.dialect));
         if sql
@@ -526,7 +528,7 @@ impl Store {
             return Err(rm_not_found(&new.name).into());
         }
         let mut sql = self.sql();
-        sql.push("SELECT MAX(version) FROM model_versions WHERE name = ")
+        sql.push("SELECT MAX(version) FROM model_versions WHERE workspace = 'default' AND name = ")
             .bind(&new.name);
         if self.dialect == Dialect::Mysql {
             // A locking read sees the latest committed rows under REPEATABLE READ.
@@ -593,7 +595,7 @@ impl Store {
         }
         for tag in latest {
             let mut sql = self.sql();
-            sql.push("DELETE FROM model_version_tags WHERE name = ")
+            sql.push("DELETE FROM model_version_tags WHERE workspace = 'default' AND name = ")
                 .bind(name)
                 .push(" AND version = ")
                 .bind(version)
@@ -621,7 +623,7 @@ impl Store {
     async fn fetch_mv(&self, name: &str, version: i64) -> Result<(ModelVersion, Option<String>)> {
         let mut sql = self.sql();
         sql.push(&format!(
-            "SELECT {MV_COLUMNS} FROM model_versions mv WHERE mv.name = "
+            "SELECT {MV_COLUMNS} FROM model_versions mv WHERE mv.workspace = 'default' AND mv.name = "
         ))
         .bind(name)
         .push(" AND mv.version = ")
@@ -653,7 +655,7 @@ impl Store {
         let key = self.dialect.key_col();
         let mut sql = self.sql();
         sql.push(&format!(
-            "SELECT name, version, {key}, value FROM model_version_tags WHERE name IN "
+            "SELECT name, version, {key}, value FROM model_version_tags WHERE workspace = 'default' AND name IN "
         ))
         .bind_list(names.iter().copied())
         .push(&format!(" ORDER BY name, version, {key}"));
@@ -711,7 +713,7 @@ impl Store {
             .bind(description.map(str::to_string))
             .push(", last_updated_time = ")
             .bind(now_ms())
-            .push(" WHERE name = ")
+            .push(" WHERE workspace = 'default' AND name = ")
             .bind(name)
             .push(" AND version = ")
             .bind(version);
@@ -731,7 +733,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
         let mut sql = self.sql();
-        sql.push("SELECT version FROM model_versions WHERE name = ")
+        sql.push("SELECT version FROM model_versions WHERE workspace = 'default' AND name = ")
             .bind(name)
             .push(" AND version = ")
             .bind(version)
@@ -745,7 +747,7 @@ impl Store {
             let mut sql = self.sql();
             sql.push("UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ")
                 .bind(now)
-                .push(" WHERE name = ")
+                .push(" WHERE workspace = 'default' AND name = ")
                 .bind(name)
                 .push(" AND version <> ")
                 .bind(version)
@@ -758,7 +760,7 @@ impl Store {
             .bind(stage)
             .push(", last_updated_time = ")
             .bind(now)
-            .push(" WHERE name = ")
+            .push(" WHERE workspace = 'default' AND name = ")
             .bind(name)
             .push(" AND version = ")
             .bind(version);
@@ -766,7 +768,7 @@ impl Store {
         let mut sql = self.sql();
         sql.push("UPDATE registered_models SET last_updated_time = ")
             .bind(now)
-            .push(" WHERE name = ")
+            .push(" WHERE workspace = 'default' AND name = ")
             .bind(name);
         sql.query().execute(&mut *tx).await?;
         tx.commit().await?;
@@ -779,7 +781,7 @@ impl Store {
         let now = now_ms();
         let mut tx = self.writer.begin().await?;
         let mut sql = self.sql();
-        sql.push("SELECT version FROM model_versions WHERE name = ")
+        sql.push("SELECT version FROM model_versions WHERE workspace = 'default' AND name = ")
             .bind(name)
             .push(" AND version = ")
             .bind(version)
@@ -792,11 +794,11 @@ impl Store {
         let mut sql = self.sql();
         sql.push("UPDATE registered_models SET last_updated_time = ")
             .bind(now)
-            .push(" WHERE name = ")
+            .push(" WHERE workspace = 'default' AND name = ")
             .bind(name);
         sql.query().execute(&mut *tx).await?;
         let mut sql = self.sql();
-        sql.push("DELETE FROM registered_model_aliases WHERE name = ")
+        sql.push("DELETE FROM registered_model_aliases WHERE workspace = 'default' AND name = ")
             .bind(name)
             .push(" AND version = ")
             .bind(version);
@@ -809,7 +811,7 @@ impl Store {
             .push(
                 ", description = NULL, user_id = NULL, source = 'REDACTED-SOURCE-PATH', \
                  run_id = 'REDACTED-RUN-ID', run_link = 'REDACTED-RUN-LINK', \
-                 status_message = NULL WHERE name = ",
+                 status_message = NULL WHERE workspace = 'default' AND name = ",
             )
             .bind(name)
             .push(" AND version = ")
@@ -871,7 +873,7 @@ impl Store {
     ) -> Result<()> {
         self.fetch_mv(name, version).await?;
         let mut sql = self.sql();
-        sql.push("DELETE FROM model_version_tags WHERE name = ")
+        sql.push("DELETE FROM model_version_tags WHERE workspace = 'default' AND name = ")
             .bind(name)
             .push(" AND version = ")
             .bind(version)
@@ -890,7 +892,7 @@ impl Store {
     ) -> Result<Page<ModelVersion>> {
         let mut sql = self.sql();
         sql.push(&format!(
-            "SELECT {MV_COLUMNS} FROM model_versions mv WHERE mv.current_stage <> "
+            "SELECT {MV_COLUMNS} FROM model_versions mv WHERE mv.workspace = 'default' AND mv.current_stage <> "
         ))
         .bind(STAGE_DELETED_INTERNAL);
         push_registry_filter(&mut sql, clauses, RegistryTable::Versions);
@@ -949,7 +951,7 @@ impl Store {
         self.fetch_mv(name, version).await?;
         let mut tx = self.writer.begin().await?;
         let mut sql = self.sql();
-        sql.push("DELETE FROM registered_model_aliases WHERE name = ")
+        sql.push("DELETE FROM registered_model_aliases WHERE workspace = 'default' AND name = ")
             .bind(name)
             .push(" AND alias = ")
             .bind(alias);
@@ -970,7 +972,7 @@ impl Store {
     pub async fn delete_registered_model_alias(&self, name: &str, alias: &str) -> Result<()> {
         self.check_registered_model(name).await?;
         let mut sql = self.sql();
-        sql.push("DELETE FROM registered_model_aliases WHERE name = ")
+        sql.push("DELETE FROM registered_model_aliases WHERE workspace = 'default' AND name = ")
             .bind(name)
             .push(" AND alias = ")
             .bind(alias);
@@ -982,10 +984,12 @@ impl Store {
     pub async fn alias_version(&self, name: &str, alias: &str) -> Result<Option<i64>> {
         self.check_registered_model(name).await?;
         let mut sql = self.sql();
-        sql.push("SELECT version FROM registered_model_aliases WHERE name = ")
-            .bind(name)
-            .push(" AND alias = ")
-            .bind(alias);
+        sql.push(
+            "SELECT version FROM registered_model_aliases WHERE workspace = 'default' AND name = ",
+        )
+        .bind(name)
+        .push(" AND alias = ")
+        .bind(alias);
         Ok(self
             .fetch_optional(&sql)
             .await?
@@ -996,7 +1000,7 @@ impl Store {
     pub async fn max_live_version(&self, name: &str) -> Result<Option<i64>> {
         self.check_registered_model(name).await?;
         let mut sql = self.sql();
-        sql.push("SELECT MAX(version) FROM model_versions WHERE name = ")
+        sql.push("SELECT MAX(version) FROM model_versions WHERE workspace = 'default' AND name = ")
             .bind(name)
             .push(" AND current_stage <> ")
             .bind(STAGE_DELETED_INTERNAL);
@@ -1056,7 +1060,7 @@ fn push_registry_filter(sql: &mut Sql, clauses: &[Clause], table: RegistryTable)
                     continue;
                 }
                 sql.push(&format!(
-                    " AND EXISTS (SELECT 1 FROM {tag_table} t WHERE t.name = {owner}.name\
+                    " AND EXISTS (SELECT 1 FROM {tag_table} t WHERE t.workspace = {owner}.workspace AND t.name = {owner}.name\
                      {version_join} AND t.{key} = "
                 ))
                 .bind(&clause.key)
@@ -1088,7 +1092,7 @@ fn push_registry_filter(sql: &mut Sql, clauses: &[Clause], table: RegistryTable)
     }
     if !prompts {
         sql.push(&format!(
-            " AND NOT EXISTS (SELECT 1 FROM {tag_table} p WHERE p.name = {owner}.name AND p.{key} = "
+            " AND NOT EXISTS (SELECT 1 FROM {tag_table} p WHERE p.workspace = {owner}.workspace AND p.name = {owner}.name AND p.{key} = "
         ))
         .bind(IS_PROMPT_TAG_KEY)
         .push(" AND p.value = 'true')");
