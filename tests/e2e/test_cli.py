@@ -15,9 +15,9 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-
 from e2e_support import (
     PYTHON,
     REPO,
@@ -30,7 +30,6 @@ from e2e_support import (
 )
 
 
-
 def _cli_binary():
     """MLFLOW_E2E_CLI if set; else the server under test when it is ours; else (the Python
     oracle) the most recently built of target/{release,debug}/mlflow."""
@@ -38,7 +37,9 @@ def _cli_binary():
         return Path(os.environ["MLFLOW_E2E_CLI"])
     if not is_oracle():
         return Path(our_binary())
-    built = [p for p in (REPO / "target/release/mlflow", REPO / "target/debug/mlflow") if p.exists()]
+    built = [
+        p for p in (REPO / "target/release/mlflow", REPO / "target/debug/mlflow") if p.exists()
+    ]
     return max(built, key=lambda p: p.stat().st_mtime) if built else Path(our_binary())
 
 
@@ -74,10 +75,17 @@ def _env(url, **extra):
 def cli(url, *args, check=True, **env):
     """Runs `mlflow ARGS...` (our binary) against `url`; returns the CompletedProcess."""
     proc = subprocess.run(
-        [str(BINARY), *args], env=_env(url, **env), capture_output=True, text=True, timeout=120
+        [str(BINARY), *args],
+        env=_env(url, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     if check:
-        assert proc.returncode == 0, f"mlflow {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+        assert proc.returncode == 0, (
+            f"mlflow {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -89,7 +97,7 @@ def bash(url, script):
     """Runs `script` with bash, `mlflow` on PATH being our binary."""
     env = _env(url, PATH=f"{BINARY.parent}:{os.environ.get('PATH', '')}")
     return subprocess.run(
-        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120
+        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
     )
 
 
@@ -160,13 +168,25 @@ def test_seed_registry_workflow_loads_the_production_model(seed_server):
     name = unique_name("churn")
     X = np.array([[0.0], [1.0], [2.0], [3.0]])
     model = LinearRegression().fit(X, np.array([1.0, 3.0, 5.0, 7.0]))
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(url)
     try:
         with mlflow.start_run():
             mlflow.sklearn.log_model(model, name="model", registered_model_name=name)
         for stage in ("Staging", "Production"):
-            cli(url, "models", "transition-request", "create", "--name", name, "--version", "1",
-                "--stage", stage, "--archive-existing-versions")
+            cli(
+                url,
+                "models",
+                "transition-request",
+                "create",
+                "--name",
+                name,
+                "--version",
+                "1",
+                "--stage",
+                stage,
+                "--archive-existing-versions",
+            )
         proc = bash(url, f"mlflow models list | grep Production | grep {name}")
         assert proc.returncode == 0 and proc.stdout.split()[:3] == [name, "1", "Production"]
         loaded = mlflow.pyfunc.load_model(f"models:/{name}/Production")
@@ -174,6 +194,7 @@ def test_seed_registry_workflow_loads_the_production_model(seed_server):
     finally:
         while mlflow.active_run():
             mlflow.end_run()
+        mlflow.set_tracking_uri(previous)
 
 
 def _readme_registry_block():
@@ -192,13 +213,20 @@ def test_readme_registry_workflow_runs_as_written():
         assert "export MLFLOW_TRACKING_URI=http://127.0.0.1:5000\n" in block
         block = block.replace("http://127.0.0.1:5000", srv.url)
         env = _env(srv.url, PATH=f"{BINARY.parent}:{PYTHON.parent}:{os.environ.get('PATH', '')}")
-        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], env=env, cwd=tmp,
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block],
+            check=False,
+            env=env,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
         out = proc.stdout.splitlines()
-        assert [line.split()[:3] for line in out if "Production" in line and line.startswith("my-model")] == [
-            ["my-model", "1", "Production"]
-        ], proc.stdout
+        assert [
+            line.split()[:3] for line in out if "Production" in line and line.startswith("my-model")
+        ] == [["my-model", "1", "Production"]], proc.stdout
         assert out[-1] == "[0 1]", proc.stdout
     finally:
         srv.stop()
@@ -210,7 +238,9 @@ def test_readme_registry_workflow_runs_as_written():
 
 def test_models_create_get_list_json(server, client):
     name = unique_name("cli-model")
-    created = cli_json(server.url, "models", "create", "-n", name, "-d", "first", "--tag", "team=ml")
+    created = cli_json(
+        server.url, "models", "create", "-n", name, "-d", "first", "--tag", "team=ml"
+    )
     assert created["registered_model"]["name"] == name
     got = cli_json(server.url, "models", "get", name)["registered_model"]
     assert got["name"] == name and got["description"] == "first"
@@ -233,11 +263,32 @@ def test_models_versions_stages_and_aliases(server, client):
     for _ in range(3):
         _version(client, name)
 
-    mv = cli_json(server.url, "models", "transition-request", "create", "--name", name,
-                  "--version", "2", "--stage", "production")["model_version"]
+    mv = cli_json(
+        server.url,
+        "models",
+        "transition-request",
+        "create",
+        "--name",
+        name,
+        "--version",
+        "2",
+        "--stage",
+        "production",
+    )["model_version"]
     assert mv["version"] == "2" and mv["current_stage"] == "Production"
-    out = cli(server.url, "models", "transition-request", "create", "-n", name, "-v", "3",
-              "-s", "Production", "--archive-existing-versions").stdout
+    out = cli(
+        server.url,
+        "models",
+        "transition-request",
+        "create",
+        "-n",
+        name,
+        "-v",
+        "3",
+        "-s",
+        "Production",
+        "--archive-existing-versions",
+    ).stdout
     assert "version 3 to Production" in out and "Archived" in out
     assert client.get_model_version(name, "2").current_stage == "Archived"
 
@@ -247,7 +298,10 @@ def test_models_versions_stages_and_aliases(server, client):
 
     versions = cli_json(server.url, "models", "versions", "list", name)["model_versions"]
     assert sorted(v["version"] for v in versions) == ["1", "2", "3"]
-    rows = [line.split() for line in cli(server.url, "models", "versions", "list", name).stdout.splitlines()]
+    rows = [
+        line.split()
+        for line in cli(server.url, "models", "versions", "list", name).stdout.splitlines()
+    ]
     assert rows[0][:4] == ["VERSION", "STAGE", "STATUS", "ALIASES"]
     assert [r[:3] for r in rows[1:]] == [
         ["3", "Production", "READY"],
@@ -256,8 +310,11 @@ def test_models_versions_stages_and_aliases(server, client):
     ]
     assert rows[1][3] == "champion" and rows[3][3] == "challenger" and "champion" not in rows[2]
 
-    listed = [line.split()[:4] for line in cli(server.url, "models", "list").stdout.splitlines()
-              if line.startswith(name + " ")]
+    listed = [
+        line.split()[:4]
+        for line in cli(server.url, "models", "list").stdout.splitlines()
+        if line.startswith(name + " ")
+    ]
     assert [name, "3", "Production", "champion"] in listed
     assert [name, "2", "Archived"] in [row[:3] for row in listed]
 
@@ -268,7 +325,10 @@ def test_models_versions_stages_and_aliases(server, client):
     out = cli(server.url, "models", "delete", name).stdout
     assert name in out
     proc = cli(server.url, "models", "get", name, check=False)
-    assert _one_error_line(proc) == f"error: RESOURCE_DOES_NOT_EXIST: Registered Model with name={name} not found"
+    assert (
+        _one_error_line(proc)
+        == f"error: RESOURCE_DOES_NOT_EXIST: Registered Model with name={name} not found"
+    )
 
 
 def test_models_lists_follow_every_page(server, client):
@@ -281,7 +341,9 @@ def test_models_lists_follow_every_page(server, client):
     small = {"MLFLOW_CLI_PAGE_SIZE": "2"}
     listed = cli_json(server.url, "models", "list", "--filter", f"name LIKE '{prefix}%'", **small)
     assert sorted(m["name"] for m in listed["registered_models"]) == names
-    versions = cli_json(server.url, "models", "versions", "list", names[0], **small)["model_versions"]
+    versions = cli_json(server.url, "models", "versions", "list", names[0], **small)[
+        "model_versions"
+    ]
     assert sorted(int(v["version"]) for v in versions) == [1, 2, 3, 4, 5]
 
 
@@ -291,7 +353,17 @@ def test_models_errors_are_one_line_with_nonzero_exit(server):
         ["models", "get", missing],
         ["models", "delete", missing],
         ["models", "versions", "list", missing],
-        ["models", "transition-request", "create", "--name", missing, "--version", "1", "--stage", "Staging"],
+        [
+            "models",
+            "transition-request",
+            "create",
+            "--name",
+            missing,
+            "--version",
+            "1",
+            "--stage",
+            "Staging",
+        ],
     ):
         line = _one_error_line(cli(server.url, *args, check=False))
         assert "RESOURCE_DOES_NOT_EXIST" in line and missing in line, (args, line)
@@ -303,8 +375,19 @@ def test_models_errors_are_one_line_with_nonzero_exit(server):
 
 
 def test_bad_arguments_are_usage_errors(server):
-    proc = cli(server.url, "models", "transition-request", "create", "--name", "x", "--version", "1",
-               "--stage", "Prod", check=False)
+    proc = cli(
+        server.url,
+        "models",
+        "transition-request",
+        "create",
+        "--name",
+        "x",
+        "--version",
+        "1",
+        "--stage",
+        "Prod",
+        check=False,
+    )
     assert proc.returncode == 2 and "Production" in proc.stderr
     proc = cli(server.url, "experiments", "delete", check=False)
     assert proc.returncode == 2 and "--experiment-id" in proc.stderr
@@ -332,9 +415,9 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
     """Answers with the next of `script` (status, JSON body), the last one forever, and
     remembers each request's Authorization header."""
 
-    seen = []
-    peer_certs = []
-    script = [_UNAUTHENTICATED]
+    seen: ClassVar[list] = []
+    peer_certs: ClassVar[list] = []
+    script: ClassVar[list] = [_UNAUTHENTICATED]
 
     def _reply(self):
         _Recorder.seen.append(self.headers.get("Authorization"))
@@ -381,11 +464,37 @@ def _openssl(*args, cwd):
 def _signed(cwd, name, cn, ext):
     """`name`.pem and `name`.key: a leaf certificate signed by ca.pem."""
     (cwd / f"{name}.ext").write_text(ext)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
-             f"{name}.csr", "-subj", f"/CN={cn}", cwd=cwd)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "1", "-out", f"{name}.pem", "-extfile", f"{name}.ext",
-             cwd=cwd)
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        "-subj",
+        f"/CN={cn}",
+        cwd=cwd,
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        f"{name}.pem",
+        "-extfile",
+        f"{name}.ext",
+        cwd=cwd,
+    )
 
 
 @pytest.fixture
@@ -394,12 +503,31 @@ def tls_recorder(tmp_path):
     certificate from the same CA (optional); yields (url, directory of the PEM files)."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-             "ca.pem", "-days", "1", "-subj", "/CN=mlflow-e2e-ca", cwd=tmp_path)
-    _signed(tmp_path, "server", "127.0.0.1",
-            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
-    _signed(tmp_path, "client", "cli-user",
-            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=mlflow-e2e-ca",
+        cwd=tmp_path,
+    )
+    _signed(
+        tmp_path,
+        "server",
+        "127.0.0.1",
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    _signed(
+        tmp_path, "client", "cli-user", "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n"
+    )
     (tmp_path / "client-bundle.pem").write_text(
         (tmp_path / "client.pem").read_text() + (tmp_path / "client.key").read_text()
     )
@@ -423,20 +551,30 @@ def test_tls_settings_are_honoured_as_in_the_python_client(tls_recorder):
     assert "MLFLOW_TRACKING_SERVER_CERT_PATH" in line
     assert _Recorder.seen == []
 
-    proc = cli(url, "models", "list", check=False, MLFLOW_TRACKING_SERVER_CERT_PATH=str(pem / "ca.pem"))
+    proc = cli(
+        url, "models", "list", check=False, MLFLOW_TRACKING_SERVER_CERT_PATH=str(pem / "ca.pem")
+    )
     assert _one_error_line(proc) == unauthenticated and len(_Recorder.seen) == 1
     assert not _Recorder.peer_certs[-1]
 
     proc = cli(url, "models", "list", check=False, MLFLOW_TRACKING_INSECURE_TLS="true")
     assert _one_error_line(proc) == unauthenticated and len(_Recorder.seen) == 2
 
-    proc = cli(url, "models", "list", check=False, MLFLOW_TRACKING_SERVER_CERT_PATH=str(pem / "ca.pem"),
-               MLFLOW_TRACKING_CLIENT_CERT_PATH=str(pem / "client-bundle.pem"))
+    proc = cli(
+        url,
+        "models",
+        "list",
+        check=False,
+        MLFLOW_TRACKING_SERVER_CERT_PATH=str(pem / "ca.pem"),
+        MLFLOW_TRACKING_CLIENT_CERT_PATH=str(pem / "client-bundle.pem"),
+    )
     assert _one_error_line(proc) == unauthenticated
     assert ((("commonName", "cli-user"),),) == _Recorder.peer_certs[-1]["subject"]
 
     missing = str(pem / "missing.pem")
-    line = _one_error_line(cli(url, "models", "list", check=False, MLFLOW_TRACKING_SERVER_CERT_PATH=missing))
+    line = _one_error_line(
+        cli(url, "models", "list", check=False, MLFLOW_TRACKING_SERVER_CERT_PATH=missing)
+    )
     assert "MLFLOW_TRACKING_SERVER_CERT_PATH" in line and missing in line
 
 
@@ -447,8 +585,15 @@ def test_credentials_are_sent_as_the_python_client_does_and_never_printed(record
     assert "s3cret" not in proc.stdout + proc.stderr
 
     # Username and password win over a token, as in the Python client.
-    proc = cli(recorder, "experiments", "list", check=False, MLFLOW_TRACKING_USERNAME="alice",
-               MLFLOW_TRACKING_PASSWORD="pw-s3cret", MLFLOW_TRACKING_TOKEN="tok-s3cret")
+    proc = cli(
+        recorder,
+        "experiments",
+        "list",
+        check=False,
+        MLFLOW_TRACKING_USERNAME="alice",
+        MLFLOW_TRACKING_PASSWORD="pw-s3cret",
+        MLFLOW_TRACKING_TOKEN="tok-s3cret",
+    )
     assert _Recorder.seen[-1] == "Basic " + base64.b64encode(b"alice:pw-s3cret").decode()
     assert "s3cret" not in proc.stdout + proc.stderr
 
@@ -472,14 +617,18 @@ def test_try_again_later_answers_are_retried_with_the_python_clients_settings(re
     assert len(_Recorder.seen) == 3
 
     _Recorder.seen = []
-    proc = cli(recorder, "models", "list", check=False, MLFLOW_HTTP_REQUEST_MAX_RETRIES="1", **quick)
+    proc = cli(
+        recorder, "models", "list", check=False, MLFLOW_HTTP_REQUEST_MAX_RETRIES="1", **quick
+    )
     assert _one_error_line(proc) == "error: TEMPORARILY_UNAVAILABLE: database is busy"
     assert len(_Recorder.seen) == 2
 
     # A lasting error (MLflow answers INVALID_STATE with 500) is not retried.
     _Recorder.seen = []
     _Recorder.script = [(500, {"error_code": "INVALID_STATE", "message": "not active"})]
-    proc = cli(recorder, "experiments", "rename", "-x", "1", "--new-name", "n", check=False, **quick)
+    proc = cli(
+        recorder, "experiments", "rename", "-x", "1", "--new-name", "n", check=False, **quick
+    )
     assert _one_error_line(proc) == "error: INVALID_STATE: not active" and len(_Recorder.seen) == 1
 
 
@@ -488,8 +637,15 @@ def test_try_again_later_answers_are_retried_with_the_python_clients_settings(re
 
 def test_experiments_lifecycle(server, client, tmp_path):
     name = unique_name("cli-exp")
-    out = cli(server.url, "experiments", "create", "--experiment-name", name,
-              "--artifact-location", str(tmp_path / "art")).stdout
+    out = cli(
+        server.url,
+        "experiments",
+        "create",
+        "--experiment-name",
+        name,
+        "--artifact-location",
+        str(tmp_path / "art"),
+    ).stdout
     exp = client.get_experiment_by_name(name)
     assert out.strip() == f"Created experiment '{name}' with id {exp.experiment_id}"
     assert exp.artifact_location.endswith("art")
@@ -502,16 +658,22 @@ def test_experiments_lifecycle(server, client, tmp_path):
 
     got = cli_json(server.url, "experiments", "get", "--experiment-id", eid)["experiment"]
     assert got["name"] == name
-    assert cli_json(server.url, "experiments", "get", "-n", name)["experiment"]["experiment_id"] == eid
+    assert (
+        cli_json(server.url, "experiments", "get", "-n", name)["experiment"]["experiment_id"] == eid
+    )
 
     renamed = name + "-renamed"
-    out = cli(server.url, "experiments", "rename", "--experiment-id", eid, "--new-name", renamed).stdout
+    out = cli(
+        server.url, "experiments", "rename", "--experiment-id", eid, "--new-name", renamed
+    ).stdout
     assert renamed in out and client.get_experiment(eid).name == renamed
 
     out = cli(server.url, "experiments", "delete", "--experiment-id", eid).stdout
     assert out.strip() == f"Experiment with ID {eid} has been deleted."
     assert client.get_experiment(eid).lifecycle_stage == "deleted"
-    active = [e["experiment_id"] for e in cli_json(server.url, "experiments", "list")["experiments"]]
+    active = [
+        e["experiment_id"] for e in cli_json(server.url, "experiments", "list")["experiments"]
+    ]
     deleted = cli_json(server.url, "experiments", "list", "--view", "deleted_only")["experiments"]
     assert eid not in active and eid in [e["experiment_id"] for e in deleted]
 
@@ -520,7 +682,9 @@ def test_experiments_lifecycle(server, client, tmp_path):
     cli(server.url, "experiments", "delete", eid)  # the id positionally works too
     cli(server.url, "experiments", "restore", eid)
 
-    line = _one_error_line(cli(server.url, "experiments", "delete", "--experiment-id", "987654321", check=False))
+    line = _one_error_line(
+        cli(server.url, "experiments", "delete", "--experiment-id", "987654321", check=False)
+    )
     assert "RESOURCE_DOES_NOT_EXIST" in line
 
 
@@ -530,8 +694,16 @@ def test_experiments_list_pages_and_max_results(server, client):
     flt = f"name LIKE '{prefix}%'"
     listed = cli_json(server.url, "experiments", "list", "--filter", flt, MLFLOW_CLI_PAGE_SIZE="2")
     assert {e["experiment_id"] for e in listed["experiments"]} == ids
-    limited = cli_json(server.url, "experiments", "list", "--filter", flt, "--max-results", "3",
-                       MLFLOW_CLI_PAGE_SIZE="2")
+    limited = cli_json(
+        server.url,
+        "experiments",
+        "list",
+        "--filter",
+        flt,
+        "--max-results",
+        "3",
+        MLFLOW_CLI_PAGE_SIZE="2",
+    )
     assert len(limited["experiments"]) == 3
 
 
@@ -561,11 +733,16 @@ def test_runs_list_describe_delete_restore(server, client):
     text = cli(server.url, "runs", "describe", rid).stdout
     assert rid in text and "r2" in text and "lr" in text and "acc" in text and "FINISHED" in text
 
-    assert cli(server.url, "runs", "delete", "--run-id", rid).stdout.strip() == f"Run with ID {rid} has been deleted."
+    assert (
+        cli(server.url, "runs", "delete", "--run-id", rid).stdout.strip()
+        == f"Run with ID {rid} has been deleted."
+    )
     assert client.get_run(rid).info.lifecycle_stage == "deleted"
     active = cli_json(server.url, "runs", "list", "--experiment-id", eid)["runs"]
     assert rid not in [r["info"]["run_id"] for r in active]
-    deleted = cli_json(server.url, "runs", "list", "--experiment-id", eid, "--view", "deleted_only")["runs"]
+    deleted = cli_json(
+        server.url, "runs", "list", "--experiment-id", eid, "--view", "deleted_only"
+    )["runs"]
     assert [r["info"]["run_id"] for r in deleted] == [rid]
     cli(server.url, "runs", "restore", "--run-id", rid)
     assert client.get_run(rid).info.lifecycle_stage == "active"
