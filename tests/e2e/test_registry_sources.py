@@ -197,3 +197,51 @@ def test_sources_inside_this_server_are_accepted(server, world):
     r = api(server, "GET", "/model-versions/get-download-uri", params={"name": copy, "version": 1})
     assert r.json()["artifact_uri"] == model["artifact_uri"]
     assert name  # the hostile model stays empty; see the test above
+
+
+def test_without_proxied_artifacts_only_the_runs_own_location(tmp_path):
+    """With --no-serve-artifacts the client writes to the run's own artifact location, so a
+    plain location inside it is a valid source; anything outside it, or traversal out of it,
+    is refused, and the canary next to it is never read."""
+    from e2e_support import ServerProcess, server_choice
+
+    srv = ServerProcess(server_choice(), tmp_path / "noproxy", extra_env={"MLFLOW_SERVE_ARTIFACTS": "false"})
+    try:
+        canary = tmp_path / "canary.txt"
+        canary.write_text(CANARY_TEXT)
+        st = canary.stat()
+        os.utime(canary, ns=(st.st_mtime_ns - 3_600_000_000_000, st.st_mtime_ns))
+        atime = canary.stat().st_atime_ns
+        eid = api(srv, "POST", "/experiments/create", json={"name": unique_name("np")}).json()[
+            "experiment_id"
+        ]
+        run = api(srv, "POST", "/runs/create", json={"experiment_id": eid}).json()["run"]["info"]
+        root = run["artifact_uri"]
+        assert not root.startswith("mlflow-artifacts:"), root
+        name = unique_name("noproxy")
+        api(srv, "POST", "/registered-models/create", json={"name": name})
+        ok = api(
+            srv,
+            "POST",
+            "/model-versions/create",
+            json={"name": name, "source": f"{root}/model", "run_id": run["run_id"]},
+        )
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["model_version"]["source"] == f"{root}/model"
+        for source in (
+            str(canary),
+            f"file://{canary}",
+            f"{root}/../../../../canary.txt",
+            f"{root}/%2e%2e/%2e%2e/canary.txt",
+            f"mlflow-artifacts:/{eid}/{run['run_id']}/artifacts/model",
+        ):
+            r = api(
+                srv,
+                "POST",
+                "/model-versions/create",
+                json={"name": name, "source": source, "run_id": run["run_id"]},
+            )
+            assert_rejected(r)
+        assert canary.stat().st_atime_ns == atime
+    finally:
+        srv.stop()
