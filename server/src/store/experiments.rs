@@ -92,6 +92,20 @@ impl Store {
         artifact_location: Option<String>,
         tags: &[KeyValue],
     ) -> Result<String> {
+        // Simultaneous creations can deadlock on MySQL's unique-index locks; the retried
+        // loser then finds the name taken and answers RESOURCE_ALREADY_EXISTS.
+        super::retry_conflicts(|| {
+            self.create_experiment_once(name, artifact_location.clone(), tags)
+        })
+        .await
+    }
+
+    async fn create_experiment_once(
+        &self,
+        name: &str,
+        artifact_location: Option<String>,
+        tags: &[KeyValue],
+    ) -> Result<String> {
         let mut tx = self.writer.begin().await?;
         let mut sql = self.sql();
         sql.push("SELECT experiment_id FROM experiments WHERE name = ")

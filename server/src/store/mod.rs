@@ -103,6 +103,26 @@ pub(crate) fn is_conflict_error(err: &MlflowError) -> bool {
     err.code == ErrorCode::TemporarilyUnavailable && err.message.starts_with(CONFLICT)
 }
 
+/// Runs a whole write transaction again (a few times, with jittered backoff) when it lost a
+/// lock conflict; the database rolled the loser back entirely, so nothing is applied twice.
+pub(crate) async fn retry_conflicts<T, F, Fut>(mut op: F) -> Result<T, MlflowError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, MlflowError>>,
+{
+    let mut attempt: u64 = 0;
+    loop {
+        match op().await {
+            Err(e) if attempt < 8 && is_conflict_error(&e) => {
+                attempt += 1;
+                let jitter = fastrand::u64(0..10 * attempt);
+                tokio::time::sleep(Duration::from_millis(5 * attempt + jitter)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn is_conflict(err: &sqlx::Error) -> bool {
     let sqlx::Error::Database(db) = err else {
         return false;

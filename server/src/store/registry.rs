@@ -27,6 +27,9 @@ const MV_COLUMNS: &str = "mv.name, mv.version, mv.creation_time, mv.last_updated
 
 const RM_COLUMNS: &str = "rm.name, rm.creation_time, rm.last_updated_time, rm.description";
 
+/// Model names per tag lookup of a page of versions.
+const TAG_LOOKUP_CHUNK: usize = 500;
+
 /// How many times a version insert is retried after losing a race for its number.
 const CREATE_VERSION_ATTEMPTS: usize = 3;
 
@@ -653,23 +656,32 @@ impl Store {
         names.sort_unstable();
         names.dedup();
         let key = self.dialect.key_col();
-        let mut sql = self.sql();
-        sql.push(&format!(
-            "SELECT name, version, {key}, value FROM model_version_tags WHERE workspace = 'default' AND name IN "
-        ))
-        .bind_list(names.iter().copied())
-        .push(&format!(" ORDER BY name, version, {key}"));
         let mut tags: HashMap<(String, i64), Vec<KeyValue>> = HashMap::new();
-        for row in self.fetch_all(&sql).await? {
-            tags.entry((
-                get_str(&row, 0).unwrap_or_default(),
-                get_i64(&row, 1).unwrap_or(0),
+        // One version: only its own tags. Many: by name, in chunks that stay well below
+        // every dialect's limit on bound parameters.
+        let single = (mvs.len() == 1).then(|| version_number(&mvs[0]));
+        for chunk in names.chunks(TAG_LOOKUP_CHUNK) {
+            let mut sql = self.sql();
+            sql.push(&format!(
+                "SELECT name, version, {key}, value FROM model_version_tags WHERE \
+                 workspace = 'default' AND name IN "
             ))
-            .or_default()
-            .push(KeyValue {
-                key: get_str(&row, 2).unwrap_or_default(),
-                value: get_str(&row, 3).unwrap_or_default(),
-            });
+            .bind_list(chunk.iter().copied());
+            if let Some(version) = single {
+                sql.push(" AND version = ").bind(version);
+            }
+            sql.push(&format!(" ORDER BY name, version, {key}"));
+            for row in self.fetch_all(&sql).await? {
+                tags.entry((
+                    get_str(&row, 0).unwrap_or_default(),
+                    get_i64(&row, 1).unwrap_or(0),
+                ))
+                .or_default()
+                .push(KeyValue {
+                    key: get_str(&row, 2).unwrap_or_default(),
+                    value: get_str(&row, 3).unwrap_or_default(),
+                });
+            }
         }
         for mv in &mut mvs {
             let id = (mv.name.clone(), version_number(mv));

@@ -134,28 +134,32 @@ impl Store {
             "{}/{run_id}/artifacts",
             exp.artifact_location.trim_end_matches('/')
         );
-        let mut tx = self.writer.begin().await?;
-        let mut sql = self.sql();
-        sql.push(
-            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, \
-             user_id, status, start_time, end_time, source_version, lifecycle_stage, \
-             artifact_uri, experiment_id, deleted_time) VALUES (",
-        )
-        .bind(&run_id)
-        .push(", ")
-        .bind(run_name)
-        .push(", 'UNKNOWN', '', '', ")
-        .bind(user_id)
-        .push(", 'RUNNING', ")
-        .bind(start_time)
-        .push(", NULL, '', 'active', ")
-        .bind(&artifact_uri)
-        .push(", ")
-        .bind(experiment_id)
-        .push(", NULL)");
-        sql.query().execute(&mut *tx).await?;
-        self.upsert_tags(&mut tx, &run_id, tags).await?;
-        tx.commit().await?;
+        super::retry_conflicts(|| async {
+            let mut tx = self.writer.begin().await?;
+            let mut sql = self.sql();
+            sql.push(
+                "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, \
+                 user_id, status, start_time, end_time, source_version, lifecycle_stage, \
+                 artifact_uri, experiment_id, deleted_time) VALUES (",
+            )
+            .bind(&run_id)
+            .push(", ")
+            .bind(run_name)
+            .push(", 'UNKNOWN', '', '', ")
+            .bind(user_id)
+            .push(", 'RUNNING', ")
+            .bind(start_time)
+            .push(", NULL, '', 'active', ")
+            .bind(&artifact_uri)
+            .push(", ")
+            .bind(experiment_id)
+            .push(", NULL)");
+            sql.query().execute(&mut *tx).await?;
+            self.upsert_tags(&mut tx, &run_id, tags).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await?;
         self.get_run(&run_id).await
     }
 
@@ -387,30 +391,34 @@ impl Store {
 
     /// Applies runs/update and returns the new info.
     pub async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
-        let mut tx = self.writer.begin().await?;
-        self.active_run_in(&mut tx, run_id).await?;
-        let mut sql = self.sql();
-        sql.push("UPDATE runs SET run_uuid = run_uuid");
-        if let Some(status) = &update.status {
-            sql.push(", status = ").bind(status);
-        }
-        if let Some(end_time) = update.end_time {
-            sql.push(", end_time = ").bind(end_time);
-        }
-        if let Some(name) = &update.run_name {
-            sql.push(", name = ").bind(name);
-        }
-        sql.push(" WHERE run_uuid = ").bind(run_id);
-        sql.query().execute(&mut *tx).await?;
-        if let Some(name) = &update.run_name {
-            let tag = KeyValue {
-                key: RUN_NAME_TAG.into(),
-                value: name.clone(),
-            };
-            self.upsert_tags(&mut tx, run_id, std::slice::from_ref(&tag))
-                .await?;
-        }
-        tx.commit().await?;
+        super::retry_conflicts(|| async {
+            let mut tx = self.writer.begin().await?;
+            self.active_run_in(&mut tx, run_id).await?;
+            let mut sql = self.sql();
+            sql.push("UPDATE runs SET run_uuid = run_uuid");
+            if let Some(status) = &update.status {
+                sql.push(", status = ").bind(status);
+            }
+            if let Some(end_time) = update.end_time {
+                sql.push(", end_time = ").bind(end_time);
+            }
+            if let Some(name) = &update.run_name {
+                sql.push(", name = ").bind(name);
+            }
+            sql.push(" WHERE run_uuid = ").bind(run_id);
+            sql.query().execute(&mut *tx).await?;
+            if let Some(name) = &update.run_name {
+                let tag = KeyValue {
+                    key: RUN_NAME_TAG.into(),
+                    value: name.clone(),
+                };
+                self.upsert_tags(&mut tx, run_id, std::slice::from_ref(&tag))
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await?;
         self.fetch_info(run_id).await
     }
 
@@ -441,25 +449,13 @@ impl Store {
         // On PostgreSQL and MySQL concurrent batches can deadlock on the shared metric-key
         // index ranges (InnoDB's next-key locks above all); the loser is rolled back whole,
         // so running it again is safe.
-        let mut attempt = 0;
-        loop {
-            let result = async {
-                let mut tx = self.writer.begin().await?;
-                self.apply_batch(&mut tx, run_id, &batch).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-            .await;
-            match result {
-                Err(e) if attempt < 8 && super::is_conflict_error(&e) => {
-                    attempt += 1;
-                    let jitter = fastrand::u64(0..10 * attempt);
-                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt + jitter))
-                        .await;
-                }
-                other => return other,
-            }
-        }
+        super::retry_conflicts(|| async {
+            let mut tx = self.writer.begin().await?;
+            self.apply_batch(&mut tx, run_id, &batch).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The statements of one log-batch, inside a transaction the caller owns.

@@ -162,8 +162,8 @@ async fn create(store: &Store, uri: &str) -> Result<(), OpenError> {
         // failure part-way leaves a database without it, which is then refused as not MLflow's.
         Dialect::Mysql => {
             let mut conn = store.writer.acquire().await?;
-            sqlx::query("SELECT GET_LOCK(?, 120)")
-                .bind(format!("mlflow-schema-{SCHEMA_LOCK_KEY}"))
+            sqlx::query("SELECT GET_LOCK(LEFT(CONCAT(?, DATABASE()), 64), 120)")
+                .bind("mlflow-schema-")
                 .execute(&mut *conn)
                 .await?;
             let result = async {
@@ -175,14 +175,16 @@ async fn create(store: &Store, uri: &str) -> Result<(), OpenError> {
                     sqlx::raw_sql(stmt).execute(&mut *conn).await?;
                 }
                 sqlx::query(SEARCH_INDEX).execute(&mut *conn).await?;
-                insert_revision(&mut conn, "?").await
+                insert_revision(&mut conn, "?").await?;
+                tracing::info!(revision = MLFLOW_SCHEMA_REVISION, "created MLflow schema");
+                Ok(())
             }
             .await;
-            sqlx::query("SELECT RELEASE_LOCK(?)")
-                .bind(format!("mlflow-schema-{SCHEMA_LOCK_KEY}"))
+            sqlx::query("SELECT RELEASE_LOCK(LEFT(CONCAT(?, DATABASE()), 64))")
+                .bind("mlflow-schema-")
                 .execute(&mut *conn)
                 .await?;
-            result?;
+            return result;
         }
     }
     tracing::info!(revision = MLFLOW_SCHEMA_REVISION, "created MLflow schema");
