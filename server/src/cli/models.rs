@@ -40,6 +40,17 @@ pub enum ModelsCommand {
     Versions(VersionsArgs),
     /// Aliases (such as `champion`) that name a version: `models:/NAME@ALIAS`.
     Alias(AliasArgs),
+    /// Serving needs the Python MLflow package; this says how to run it.
+    #[command(hide = true)]
+    Serve(ServeArgs),
+}
+
+/// `mlflow models serve ...` of the Python CLI, kept only to point at it.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The Python CLI's arguments, such as -m "models:/my-model/production" --port 8000.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
