@@ -12,6 +12,9 @@ use super::ClientError;
 /// Where the client goes when MLFLOW_TRACKING_URI is unset (as the Python client's server).
 pub const DEFAULT_TRACKING_URI: &str = "http://127.0.0.1:5000";
 
+/// Within every list endpoint's limit on both servers (registered models allow ≤ 1000).
+pub const DEFAULT_PAGE_SIZE: u64 = 1000;
+
 /// Credentials sent with every request. Never printed: `Debug` is redacted.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Auth {
@@ -73,16 +76,12 @@ impl Retry {
     }
 }
 
-/// Within every list endpoint's limit on both servers (registered models allow ≤ 1000).
-pub const DEFAULT_PAGE_SIZE: u64 = 1000;
-
 impl Settings {
     /// Reads MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD (then
     /// `~/.mlflow/credentials`), MLFLOW_TRACKING_TOKEN, MLFLOW_HTTP_REQUEST_TIMEOUT,
     /// MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
     /// MLFLOW_TRACKING_INSECURE_TLS, MLFLOW_TRACKING_SERVER_CERT_PATH and
-    /// MLFLOW_TRACKING_CLIENT_CERT_PATH, plus our
-    /// MLFLOW_CLI_PAGE_SIZE.
+    /// MLFLOW_TRACKING_CLIENT_CERT_PATH, plus our MLFLOW_CLI_PAGE_SIZE.
     pub fn from_env() -> Result<Self, ClientError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let uri = var("MLFLOW_TRACKING_URI").unwrap_or_else(|| DEFAULT_TRACKING_URI.to_string());
@@ -133,32 +132,22 @@ impl Settings {
         };
         let insecure_tls = var("MLFLOW_TRACKING_INSECURE_TLS")
             .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1"));
-        Self::new(
-            &uri,
-            username,
-            password,
-            token,
-            Duration::from_secs(timeout),
-            insecure_tls,
-            var("MLFLOW_TRACKING_SERVER_CERT_PATH"),
-        )
-        .map(|settings| Settings {
-            page_size,
-            retry,
-            client_cert_path: var("MLFLOW_TRACKING_CLIENT_CERT_PATH"),
-            ..settings
-        })
+        let mut settings = Self::new(&uri, username, password, token)?;
+        settings.timeout = Duration::from_secs(timeout);
+        settings.insecure_tls = insecure_tls;
+        settings.server_cert_path = var("MLFLOW_TRACKING_SERVER_CERT_PATH");
+        settings.client_cert_path = var("MLFLOW_TRACKING_CLIENT_CERT_PATH");
+        settings.page_size = page_size;
+        settings.retry = retry;
+        Ok(settings)
     }
 
-    /// Builds settings from explicit values; the rules of `from_env` without the environment.
+    /// Settings for `uri` with these credentials and every other setting at its default.
     pub fn new(
         uri: &str,
         username: Option<String>,
         password: Option<String>,
         token: Option<String>,
-        timeout: Duration,
-        insecure_tls: bool,
-        server_cert_path: Option<String>,
     ) -> Result<Self, ClientError> {
         let (base, url_user, url_password) = parse_tracking_uri(uri)?;
         // The Python client prefers username+password over a token when both are set.
@@ -170,9 +159,9 @@ impl Settings {
         Ok(Settings {
             base,
             auth,
-            timeout,
-            insecure_tls,
-            server_cert_path,
+            timeout: Duration::from_secs(120),
+            insecure_tls: false,
+            server_cert_path: None,
             client_cert_path: None,
             page_size: DEFAULT_PAGE_SIZE,
             retry: Retry::default(),
@@ -515,9 +504,6 @@ mod tests {
             user.map(String::from),
             pass.map(String::from),
             token.map(String::from),
-            Duration::from_secs(1),
-            false,
-            None,
         )
         .expect("valid settings")
     }
@@ -552,7 +538,7 @@ mod tests {
             "databricks",
             "./mlruns",
         ] {
-            let err = Settings::new(uri, None, None, None, Duration::from_secs(1), false, None);
+            let err = Settings::new(uri, None, None, None);
             assert!(matches!(err, Err(ClientError::Config(_))), "{uri}");
         }
     }
