@@ -73,6 +73,11 @@ def test_concurrent_writers_through_two_servers(two_servers):
             r = post(session, url, "/runs/log-batch", body)
             assert r.status_code == 200, r.text
             batches.append(k)
+            # The same param value and one tag key, written to one run from every writer.
+            r = post(session, urls[(i + k + 1) % 2], "/runs/log-batch",
+                     {"run_id": shared, "params": [{"key": "common", "value": "same"}],
+                      "tags": [{"key": "last-writer", "value": str(i)}]})
+            assert r.status_code == 200, r.text
             # Concurrent log-metric on one key of one run: step i*SHARED_STEPS + k is unique.
             for step in range(k * 3, k * 3 + 3):
                 global_step = i * SHARED_STEPS + step
@@ -118,6 +123,9 @@ def test_concurrent_writers_through_two_servers(two_servers):
     assert sorted(m["step"] for m in hist) == all_steps
     for url in urls:
         run = requests.get(url + API + "/runs/get", params={"run_id": shared}, timeout=60).json()["run"]
+        assert run["data"]["params"] == [{"key": "common", "value": "same"}]
+        tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+        assert tags["last-writer"] in {str(i) for i in range(WRITERS)}
         (latest,) = run["data"]["metrics"]
         assert latest["step"] == all_steps[-1] and latest["value"] == float(all_steps[-1])
         assert latest["timestamp"] == 5000 - all_steps[-1]

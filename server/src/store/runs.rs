@@ -517,7 +517,33 @@ impl Store {
                 None => new.push(p),
             }
         }
-        self.insert_key_values(conn, "params", run_id, &new).await
+        self.insert_key_values(conn, "params", run_id, &new).await?;
+        if self.dialect != Dialect::Sqlite && !new.is_empty() {
+            // Another server process may have logged one of these keys since the check above
+            // (the insert skipped it): the same value is fine, another one is refused.
+            let mut sql = self.sql();
+            sql.push(&format!(
+                "SELECT {key}, value FROM params WHERE run_uuid = "
+            ))
+            .bind(run_id)
+            .push(&format!(" AND {key} IN "))
+            .bind_list(new.iter().map(|p| p.key.as_str()));
+            for row in sql.query().fetch_all(&mut *conn).await? {
+                let (k, stored) = (get_str(&row, 0).unwrap_or_default(), get_str(&row, 1));
+                if let Some(p) = new.iter().find(|p| p.key == k) {
+                    if stored.as_deref() != Some(p.value.as_str()) {
+                        return Err(MlflowError::invalid(format!(
+                            "Changing param values is not allowed. Param with key='{k}' was \
+                             already logged with value='{}' for run ID='{run_id}'. Attempted \
+                             logging new value '{}'.",
+                            stored.unwrap_or_default(),
+                            p.value
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Inserts `(key, value, run_uuid)` rows into `params` or `tags`, many per statement.
@@ -529,11 +555,23 @@ impl Store {
         items: &[&KeyValue],
     ) -> Result<()> {
         let key = self.dialect.key_col();
+        // On PostgreSQL/MySQL a concurrent request through another server process may insert
+        // the same key first: skipping the duplicate keeps that from failing the request (the
+        // callers settle what a skipped row means). SQLite's single writer never races.
+        let ignore = self.dialect != Dialect::Sqlite;
         for chunk in items.chunks(CHUNK / 3) {
             let mut sql = self.sql();
-            sql.push(&format!(
-                "INSERT INTO {table} ({key}, value, run_uuid) VALUES "
-            ));
+            if ignore {
+                sql.push(
+                    &self
+                        .dialect
+                        .insert_ignore(table, &format!("{key}, value, run_uuid")),
+                );
+            } else {
+                sql.push(&format!(
+                    "INSERT INTO {table} ({key}, value, run_uuid) VALUES "
+                ));
+            }
             for (i, kv) in chunk.iter().enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" })
                     .bind(&kv.key)
@@ -542,6 +580,9 @@ impl Store {
                     .push(", ")
                     .bind(run_id)
                     .push(")");
+            }
+            if ignore {
+                sql.push(self.dialect.insert_ignore_suffix());
             }
             sql.query().execute(&mut *conn).await?;
         }

@@ -196,12 +196,17 @@ impl Dialect {
             Dialect::Sqlite => {
                 sql.push(column).push(" GLOB ").bind(like_to_glob(pattern));
             }
+            // The plain LIKE can use an index on a prefix pattern; the BINARY one adds case.
             Dialect::Mysql => {
-                sql.push("CAST(")
+                sql.push("(")
+                    .push(column)
+                    .push(" LIKE ")
+                    .bind(pattern)
+                    .push(" AND CAST(")
                     .push(column)
                     .push(" AS BINARY) LIKE CAST(")
                     .bind(pattern)
-                    .push(" AS BINARY)");
+                    .push(" AS BINARY))");
             }
             Dialect::Postgres => {
                 sql.push(column).push(" LIKE ").bind(pattern);
@@ -209,17 +214,32 @@ impl Dialect {
         }
     }
 
-    /// Appends `column <op> ?` for `=` and `!=` on text. MySQL's default collations ignore case;
-    /// MLflow's search adds a BINARY comparison there so `=` stays case-sensitive, as here.
+    /// Appends `column <op> ?` for a comparison with text. MySQL's default collations ignore
+    /// case; like MLflow's search there, `=` and `!=` add a BINARY comparison, next to the plain
+    /// one so an index on the column still narrows the rows.
     pub fn push_text_compare(self, sql: &mut Sql, column: &str, op: &str, value: &str) {
         match (self, op) {
-            (Dialect::Mysql, "=" | "!=") => {
-                sql.push("BINARY ")
+            (Dialect::Mysql, "=") => {
+                sql.push("(")
                     .push(column)
-                    .push(" ")
-                    .push(op)
-                    .push(" ")
-                    .bind(value);
+                    .push(" = ")
+                    .bind(value)
+                    .push(" AND BINARY ")
+                    .push(column)
+                    .push(" = ")
+                    .bind(value)
+                    .push(")");
+            }
+            (Dialect::Mysql, "!=") => {
+                sql.push("(")
+                    .push(column)
+                    .push(" != ")
+                    .bind(value)
+                    .push(" OR BINARY ")
+                    .push(column)
+                    .push(" != ")
+                    .bind(value)
+                    .push(")");
             }
             _ => {
                 sql.push(column).push(" ").push(op).push(" ").bind(value);
@@ -326,6 +346,38 @@ mod tests {
         s.push("a = ").bind("v");
         assert_eq!(s.text, "a = ?");
         assert_eq!(s.args, vec![Arg::Str("v".into())]);
+    }
+
+    #[test]
+    fn mysql_text_comparisons_are_case_sensitive() {
+        let mut s = Sql::new(Dialect::Mysql);
+        Dialect::Mysql.push_text_compare(&mut s, "runs.name", "=", "Run");
+        assert_eq!(s.text, "(runs.name = ? AND BINARY runs.name = ?)");
+        assert_eq!(s.args.len(), 2);
+        let mut s = Sql::new(Dialect::Mysql);
+        Dialect::Mysql.push_like(&mut s, "kv.value", "a%");
+        assert!(
+            s.text.contains("AS BINARY) LIKE CAST(? AS BINARY)"),
+            "{}",
+            s.text
+        );
+        let mut s = Sql::new(Dialect::Postgres);
+        Dialect::Postgres.push_text_compare(&mut s, "runs.name", "=", "Run");
+        assert_eq!(s.text, "runs.name = $1");
+    }
+
+    #[test]
+    fn mysql_upsert_compares_old_values_in_every_clause() {
+        let (head, tail) = Dialect::Mysql.latest_metric_upsert();
+        assert!(head.contains("`key`"));
+        // MariaDB has no `AS new` row alias; VALUES() is understood by both.
+        assert!(!tail.contains(" AS new"));
+        // is_nan and value are assigned before the columns the comparison reads change.
+        let order: Vec<usize> = ["is_nan = IF", "value = IF", "timestamp = IF", "step = IF"]
+            .iter()
+            .map(|c| tail.find(c).unwrap_or(usize::MAX))
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
     }
 
     #[test]
