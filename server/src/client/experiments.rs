@@ -118,8 +118,11 @@ fn get(client: &Client, args: &ExperimentsGetArgs) -> Result<String, ClientError
         ("Name", s(e, "name").into()),
         ("Artifact location", s(e, "artifact_location").into()),
         ("Lifecycle stage", s(e, "lifecycle_stage").into()),
-        ("Created", table::time(int(e, "creation_time"))),
-        ("Last updated", table::time(int(e, "last_update_time"))),
+        ("Created (UTC)", table::time(int(e, "creation_time"))),
+        (
+            "Last updated (UTC)",
+            table::time(int(e, "last_update_time")),
+        ),
         ("Tags", table::tags(e, "tags")),
     ]))
 }

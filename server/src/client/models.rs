@@ -55,7 +55,11 @@ pub fn run(client: &Client, command: ModelsCommand) -> Result<String, ClientErro
         ))),
         ModelsCommand::Alias(a) => match a.command {
             AliasCommand::Set(args) => {
-                let body = json!({"name": args.name, "alias": args.alias, "version": args.version.to_string()});
+                let body = json!({
+                    "name": args.name,
+                    "alias": args.alias,
+                    "version": args.version.to_string(),
+                });
                 let reply = client.post("registered-models/alias", body)?;
                 Ok(if args.output.json {
                     table::json(&reply)
@@ -102,7 +106,7 @@ fn list(client: &Client, args: &ModelsListArgs) -> Result<String, ClientError> {
         "VERSION",
         "STAGE",
         "ALIASES",
-        "LAST UPDATED",
+        "LAST UPDATED (UTC)",
         "DESCRIPTION",
     ]);
     for model in &models {
@@ -236,7 +240,13 @@ fn quote(value: &str) -> Result<String, ClientError> {
 /// out of searched and nested versions.
 fn versions_table(model: &Value, versions: &[Value]) -> String {
     let mut t = Table::new(&[
-        "VERSION", "STAGE", "STATUS", "ALIASES", "CREATED", "RUN ID", "SOURCE",
+        "VERSION",
+        "STAGE",
+        "STATUS",
+        "ALIASES",
+        "CREATED (UTC)",
+        "RUN ID",
+        "SOURCE",
     ]);
     for v in versions {
         let number = s(v, "version");
@@ -274,9 +284,12 @@ fn describe(model: &Value) -> String {
     let mut out = fields(&[
         ("Name", s(model, "name").into()),
         ("Description", s(model, "description").into()),
-        ("Created", table::time(int(model, "creation_timestamp"))),
         (
-            "Last updated",
+            "Created (UTC)",
+            table::time(int(model, "creation_timestamp")),
+        ),
+        (
+            "Last updated (UTC)",
             table::time(int(model, "last_updated_timestamp")),
         ),
         ("Tags", table::tags(model, "tags")),
