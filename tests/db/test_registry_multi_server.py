@@ -103,3 +103,71 @@ def test_registry_races_across_servers(two_servers):
         timeout=60,
     )
     assert len(r.json()["model_versions"]) == WRITERS * PER_WRITER
+
+
+def test_mixed_registry_writes_across_servers(two_servers):
+    """Creations, stage transitions with archiving, alias moves and tag writes on one model
+    at once through both servers: no deadlock or lock timeout reaches a client, and the
+    model ends consistent (at most one version in Production)."""
+    urls = [s.url for s in two_servers]
+    s = requests.Session()
+    eid = post(s, urls[0], "/experiments/create", {"name": unique_name("regmix")}).json()[
+        "experiment_id"
+    ]
+    run_id = post(s, urls[1], "/runs/create", {"experiment_id": eid}).json()["run"]["info"][
+        "run_id"
+    ]
+    name = unique_name("mixed")
+    assert post(s, urls[0], "/registered-models/create", {"name": name}).status_code == 200
+    source = {"name": name, "source": f"runs:/{run_id}/model", "run_id": run_id}
+    for _ in range(4):
+        assert post(s, urls[0], "/model-versions/create", source).status_code == 200
+    barrier = threading.Barrier(WRITERS, timeout=120)
+
+    def writer(i):
+        session = requests.Session()
+        url = urls[i % 2]
+        barrier.wait()
+        for j in range(PER_WRITER):
+            op = (i + j) % 4
+            if op == 0:
+                r = post(session, url, "/model-versions/create", source)
+            elif op == 1:
+                r = post(
+                    session,
+                    url,
+                    "/model-versions/transition-stage",
+                    {
+                        "name": name,
+                        "version": str(1 + (i + j) % 4),
+                        "stage": "Production",
+                        "archive_existing_versions": True,
+                    },
+                )
+            elif op == 2:
+                r = post(
+                    session,
+                    url,
+                    "/registered-models/alias",
+                    {"name": name, "alias": f"a{i % 3}", "version": str(1 + j % 4)},
+                )
+            else:
+                r = post(
+                    session,
+                    url,
+                    "/model-versions/set-tag",
+                    {"name": name, "version": str(1 + i % 4), "key": "k", "value": str(j)},
+                )
+            assert r.status_code == 200, (op, r.status_code, r.text[:300])
+
+    with ThreadPoolExecutor(WRITERS) as pool:
+        list(pool.map(writer, range(WRITERS)))
+    r = requests.get(
+        urls[1] + API + "/model-versions/search",
+        params={"filter": f"name = '{name}'", "max_results": 1000},
+        timeout=60,
+    )
+    versions = r.json()["model_versions"]
+    numbers = sorted(int(v["version"]) for v in versions)
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert sum(v["current_stage"] == "Production" for v in versions) <= 1

@@ -84,6 +84,15 @@ fn row_lock(dialect: Dialect) -> &'static str {
     }
 }
 
+/// The tail of an `INSERT` that overwrites `column` when the key already exists, so two
+/// writers setting the same tag or alias at once both succeed (the last one wins).
+fn upsert(dialect: Dialect, key_columns: &str, column: &str) -> String {
+    match dialect {
+        Dialect::Mysql => format!(" ON DUPLICATE KEY UPDATE {column} = VALUES({column})"),
+        _ => format!(" ON CONFLICT ({key_columns}) DO UPDATE SET {column} = excluded.{column}"),
+    }
+}
+
 fn mv_from_row(row: &AnyRow) -> (ModelVersion, Option<String>) {
     let mv = ModelVersion {
         name: get_str(row, 0).unwrap_or_default(),
@@ -121,6 +130,16 @@ fn version_number(mv: &ModelVersion) -> i64 {
 }
 
 impl Store {
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`,
+    /// waiting under the busy timeout), so a transaction never reads a snapshot that another
+    /// process then outdates before its first write (SQLITE_BUSY_SNAPSHOT).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            _ => self.writer.begin().await?,
+        })
+    }
+
     // ---- registered models ----
 
     pub async fn create_registered_model(
@@ -130,7 +149,7 @@ impl Store {
         description: &str,
     ) -> Result<RegisteredModel> {
         let now = now_ms();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut sql = self.sql();
         sql.push(
             "INSERT INTO registered_models (name, creation_time, last_updated_time, description, \
@@ -172,12 +191,6 @@ impl Store {
         }
         for tag in latest {
             let mut sql = self.sql();
-            sql.push("DELETE FROM registered_model_tags WHERE workspace = 'default' AND name = ")
-                .bind(name)
-                .push(&format!(" AND {key} = "))
-                .bind(&tag.key);
-            sql.query().execute(&mut *conn).await?;
-            let mut sql = self.sql();
             sql.push(&format!(
                 "INSERT INTO registered_model_tags ({key}, value, name, workspace) VALUES ("
             ))
@@ -186,7 +199,12 @@ impl Store {
             .bind(&tag.value)
             .push(", ")
             .bind(name)
-            .push(", 'default')");
+            .push(", 'default')")
+            .push(&upsert(
+                self.dialect,
+                &format!("workspace, {key}, name"),
+                "value",
+            ));
             sql.query().execute(&mut *conn).await?;
         }
         Ok(())
@@ -324,15 +342,14 @@ impl Store {
         name: &str,
         new_name: &str,
     ) -> Result<RegisteredModel> {
+        super::retry_conflicts(|| self.rename_registered_model_once(name, new_name)).await?;
+        self.get_registered_model(new_name).await
+    }
+
+    async fn rename_registered_model_once(&self, name: &str, new_name: &str) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let mut sql = self.sql();
-        sql.push("SELECT name FROM registered_models WHERE workspace = 'default' AND name = ")
-            .bind(name)
-            .push(row_lock(self.dialect));
-        if sql.query().fetch_optional(&mut *tx).await?.is_none() {
-            return Err(rm_not_found(name));
-        }
+        let mut tx = self.begin_write().await?;
+        self.lock_registered_model(&mut tx, name, now).await?;
         if new_name != name {
             let mut sql = self.sql();
             sql.push("SELECT name FROM registered_models WHERE workspace = 'default' AND name = ")
@@ -379,18 +396,16 @@ impl Store {
             .bind(new_name);
         sql.query().execute(&mut *tx).await?;
         tx.commit().await?;
-        self.get_registered_model(new_name).await
+        Ok(())
     }
 
     pub async fn delete_registered_model(&self, name: &str) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        let mut sql = self.sql();
-        sql.push("SELECT name FROM registered_models WHERE workspace = 'default' AND name = ")
-            .bind(name)
-            .push(row_lock(self.dialect));
-        if sql.query().fetch_optional(&mut *tx).await?.is_none() {
-            return Err(rm_not_found(name));
-        }
+        super::retry_conflicts(|| self.delete_registered_model_once(name)).await
+    }
+
+    async fn delete_registered_model_once(&self, name: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        self.lock_registered_model(&mut tx, name, now_ms()).await?;
         // Children first, so that enforced foreign keys never see an orphan.
         for table in [
             "model_version_tags",
@@ -412,7 +427,7 @@ impl Store {
 
     pub async fn set_registered_model_tag(&self, name: &str, tag: &KeyValue) -> Result<()> {
         self.check_registered_model(name).await?;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         self.put_rm_tags(&mut tx, name, std::slice::from_ref(tag))
             .await?;
         tx.commit().await?;
@@ -485,13 +500,20 @@ impl Store {
     /// of reading the same maximum; the primary key backs this up with a retry.
     pub async fn create_model_version(&self, new: &NewModelVersion) -> Result<ModelVersion> {
         for attempt in 1..=CREATE_VERSION_ATTEMPTS {
-            match self.try_create_model_version(new).await {
-                Ok(version) => return self.get_model_version(&new.name, version).await,
-                Err(CreateError::Race) if attempt < CREATE_VERSION_ATTEMPTS => {
+            // A lost lock conflict (a deadlock victim) is rolled back whole and run again.
+            let outcome = super::retry_conflicts(|| async {
+                match self.try_create_model_version(new).await {
+                    Ok(version) => Ok(Some(version)),
+                    Err(CreateError::Race) => Ok(None),
+                    Err(CreateError::Other(e)) => Err(e),
+                }
+            })
+            .await?;
+            match outcome {
+                Some(version) => return self.get_model_version(&new.name, version).await,
+                None => {
                     tracing::info!(name = %new.name, attempt, "model version number taken; retrying");
                 }
-                Err(CreateError::Race) => break,
-                Err(CreateError::Other(e)) => return Err(e),
             }
         }
         Err(MlflowError::internal(format!(
@@ -506,30 +528,9 @@ impl Store {
         new: &NewModelVersion,
     ) -> std::result::Result<i64, CreateError> {
         let now = now_ms();
-        let mut tx = self.writer.begin().await.map_err(MlflowError::from)?;
+        let mut tx = self.begin_write().await?;
         // The update takes the row lock (the write lock on SQLite) before anything is read.
-        let mut sql = self.sql();
-        sql.push("UPDATE registered_models SET last_updated_time = ")
-            .bind(now)
-            .push(" WHERE workspace = 'default' AND name = ")
-            .bind(&new.name);
-        sql.query()
-            .execute(&mut *tx)
-            .await
-            .map_err(MlflowError::from)?;
-        let mut sql = self.sql();
-        sql.push("SELECT name FROM registered_models WHERE workspace = 'default' AND name = ")
-            .bind(&new.name)
-            .push(row_lock(self.dialect));
-        if sql
-            .query()
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(MlflowError::from)?
-            .is_none()
-        {
-            return Err(rm_not_found(&new.name).into());
-        }
+        self.lock_registered_model(&mut tx, &new.name, now).await?;
         let mut sql = self.sql();
         sql.push("SELECT MAX(version) FROM model_versions WHERE workspace = 'default' AND name = ")
             .bind(&new.name);
@@ -598,14 +599,6 @@ impl Store {
         }
         for tag in latest {
             let mut sql = self.sql();
-            sql.push("DELETE FROM model_version_tags WHERE workspace = 'default' AND name = ")
-                .bind(name)
-                .push(" AND version = ")
-                .bind(version)
-                .push(&format!(" AND {key} = "))
-                .bind(&tag.key);
-            sql.query().execute(&mut *conn).await?;
-            let mut sql = self.sql();
             sql.push(&format!(
                 "INSERT INTO model_version_tags ({key}, value, name, version, workspace) VALUES ("
             ))
@@ -616,7 +609,12 @@ impl Store {
             .bind(name)
             .push(", ")
             .bind(version)
-            .push(", 'default')");
+            .push(", 'default')")
+            .push(&upsert(
+                self.dialect,
+                &format!("workspace, {key}, name, version"),
+                "value",
+            ));
             sql.query().execute(&mut *conn).await?;
         }
         Ok(())
@@ -742,19 +740,24 @@ impl Store {
         stage: &str,
         archive_existing: bool,
     ) -> Result<ModelVersion> {
+        super::retry_conflicts(|| {
+            self.transition_model_version_stage_once(name, version, stage, archive_existing)
+        })
+        .await?;
+        self.get_model_version(name, version).await
+    }
+
+    async fn transition_model_version_stage_once(
+        &self,
+        name: &str,
+        version: i64,
+        stage: &str,
+        archive_existing: bool,
+    ) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let mut sql = self.sql();
-        sql.push("SELECT version FROM model_versions WHERE workspace = 'default' AND name = ")
-            .bind(name)
-            .push(" AND version = ")
-            .bind(version)
-            .push(" AND current_stage <> ")
-            .bind(STAGE_DELETED_INTERNAL)
-            .push(row_lock(self.dialect));
-        if sql.query().fetch_optional(&mut *tx).await?.is_none() {
-            return Err(mv_not_found(name, version));
-        }
+        let mut tx = self.begin_write().await?;
+        self.touch_registered_model(&mut tx, name, now).await?;
+        self.lock_live_version(&mut tx, name, version).await?;
         if archive_existing {
             let mut sql = self.sql();
             sql.push("UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ")
@@ -777,38 +780,21 @@ impl Store {
             .push(" AND version = ")
             .bind(version);
         sql.query().execute(&mut *tx).await?;
-        let mut sql = self.sql();
-        sql.push("UPDATE registered_models SET last_updated_time = ")
-            .bind(now)
-            .push(" WHERE workspace = 'default' AND name = ")
-            .bind(name);
-        sql.query().execute(&mut *tx).await?;
         tx.commit().await?;
-        self.get_model_version(name, version).await
+        Ok(())
     }
 
     /// MLflow's soft delete: the row stays (its number is never reused) with its stage set
     /// to `Deleted_Internal` and its identifying fields redacted; its aliases go.
     pub async fn delete_model_version(&self, name: &str, version: i64) -> Result<()> {
+        super::retry_conflicts(|| self.delete_model_version_once(name, version)).await
+    }
+
+    async fn delete_model_version_once(&self, name: &str, version: i64) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let mut sql = self.sql();
-        sql.push("SELECT version FROM model_versions WHERE workspace = 'default' AND name = ")
-            .bind(name)
-            .push(" AND version = ")
-            .bind(version)
-            .push(" AND current_stage <> ")
-            .bind(STAGE_DELETED_INTERNAL)
-            .push(row_lock(self.dialect));
-        if sql.query().fetch_optional(&mut *tx).await?.is_none() {
-            return Err(mv_not_found(name, version));
-        }
-        let mut sql = self.sql();
-        sql.push("UPDATE registered_models SET last_updated_time = ")
-            .bind(now)
-            .push(" WHERE workspace = 'default' AND name = ")
-            .bind(name);
-        sql.query().execute(&mut *tx).await?;
+        let mut tx = self.begin_write().await?;
+        self.touch_registered_model(&mut tx, name, now).await?;
+        self.lock_live_version(&mut tx, name, version).await?;
         let mut sql = self.sql();
         sql.push("DELETE FROM registered_model_aliases WHERE workspace = 'default' AND name = ")
             .bind(name)
@@ -831,6 +817,65 @@ impl Store {
         sql.query().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Bumps the registered model's `last_updated_time`. Every registry write that touches
+    /// versions does this first, so the model's row lock is always taken before any version
+    /// row's: one lock order, no deadlock between writers.
+    async fn touch_registered_model(
+        &self,
+        conn: &mut AnyConnection,
+        name: &str,
+        now: i64,
+    ) -> Result<()> {
+        let mut sql = self.sql();
+        sql.push("UPDATE registered_models SET last_updated_time = ")
+            .bind(now)
+            .push(" WHERE workspace = 'default' AND name = ")
+            .bind(name);
+        sql.query().execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Locks the registered model's row for the rest of the transaction (bumping its
+    /// `last_updated_time`; a write first, so SQLite takes its write lock before reading),
+    /// or fails with RESOURCE_DOES_NOT_EXIST.
+    async fn lock_registered_model(
+        &self,
+        conn: &mut AnyConnection,
+        name: &str,
+        now: i64,
+    ) -> Result<()> {
+        self.touch_registered_model(conn, name, now).await?;
+        let mut sql = self.sql();
+        sql.push("SELECT name FROM registered_models WHERE workspace = 'default' AND name = ")
+            .bind(name)
+            .push(row_lock(self.dialect));
+        match sql.query().fetch_optional(&mut *conn).await? {
+            Some(_) => Ok(()),
+            None => Err(rm_not_found(name)),
+        }
+    }
+
+    /// Locks a live version row, or fails with RESOURCE_DOES_NOT_EXIST.
+    async fn lock_live_version(
+        &self,
+        conn: &mut AnyConnection,
+        name: &str,
+        version: i64,
+    ) -> Result<()> {
+        let mut sql = self.sql();
+        sql.push("SELECT version FROM model_versions WHERE workspace = 'default' AND name = ")
+            .bind(name)
+            .push(" AND version = ")
+            .bind(version)
+            .push(" AND current_stage <> ")
+            .bind(STAGE_DELETED_INTERNAL)
+            .push(row_lock(self.dialect));
+        match sql.query().fetch_optional(&mut *conn).await? {
+            Some(_) => Ok(()),
+            None => Err(mv_not_found(name, version)),
+        }
     }
 
     /// Where a version's files are: its storage location, else its source.
@@ -870,7 +915,7 @@ impl Store {
         tag: &KeyValue,
     ) -> Result<()> {
         self.fetch_mv(name, version).await?;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         self.put_mv_tags(&mut tx, name, version, std::slice::from_ref(tag))
             .await?;
         tx.commit().await?;
@@ -960,14 +1005,17 @@ impl Store {
         alias: &str,
         version: i64,
     ) -> Result<()> {
-        self.fetch_mv(name, version).await?;
-        let mut tx = self.writer.begin().await?;
-        let mut sql = self.sql();
-        sql.push("DELETE FROM registered_model_aliases WHERE workspace = 'default' AND name = ")
-            .bind(name)
-            .push(" AND alias = ")
-            .bind(alias);
-        sql.query().execute(&mut *tx).await?;
+        super::retry_conflicts(|| self.set_registered_model_alias_once(name, alias, version)).await
+    }
+
+    async fn set_registered_model_alias_once(
+        &self,
+        name: &str,
+        alias: &str,
+        version: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        self.lock_live_version(&mut tx, name, version).await?;
         let mut sql = self.sql();
         sql.push("INSERT INTO registered_model_aliases (alias, version, name, workspace) VALUES (")
             .bind(alias)
@@ -975,7 +1023,8 @@ impl Store {
             .bind(version)
             .push(", ")
             .bind(name)
-            .push(", 'default')");
+            .push(", 'default')")
+            .push(&upsert(self.dialect, "workspace, name, alias", "version"));
         sql.query().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
