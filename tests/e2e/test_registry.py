@@ -486,3 +486,19 @@ def test_separate_registry_store_is_refused(tmp_path):
     proc = subprocess.run(other, capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0 and "--registry-store-uri" in proc.stderr
     assert not (tmp_path / "a.db").exists() and not (tmp_path / "b.db").exists()
+
+
+def test_copy_model_version(tracking, client, registered):
+    """copy_model_version sends models:/<name>/<version> as the source; the copy resolves to
+    the original's files and loads the same model."""
+    src = registered["name"]
+    dst = unique_name("copy")
+    mv = client.copy_model_version(f"models:/{src}/1", dst)
+    assert mv.version == "1" and mv.source == f"models:/{src}/1"
+    assert client.get_model_version_download_uri(dst, "1") == client.get_model_version_download_uri(
+        src, "1"
+    )
+    np.testing.assert_allclose(
+        mlflow.pyfunc.load_model(f"models:/{dst}/1").predict(X),
+        registered["models"][1].predict(X),
+    )
