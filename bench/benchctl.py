@@ -539,8 +539,9 @@ def db_pids(names):
 
 def cmd_cpu(a):
     """Cumulative CPU seconds of the server's process tree and of the database's processes."""
-    write_json(a.out, {"server_s": cpu_seconds(tree(a.pid)),
-                       "db_s": cpu_seconds(db_pids(set(a.db_names.split(","))))})
+    # per database process: backends come and go, so a phase's delta is taken per pid
+    db = {str(p): cpu_seconds([p]) for p in db_pids(set(a.db_names.split(",")))}
+    write_json(a.out, {"server_s": cpu_seconds(tree(a.pid)), "db": db})
 
 
 def load(path):

@@ -1,11 +1,13 @@
-//! Group commit for SQLite's single writer.
+//! Group commit for the writer.
 //!
 //! Small writes (log-metric, log-param, set-tag, log-batch) queue here; one task takes
 //! whatever has queued up, applies it in one transaction and commits once, then answers
 //! every request. Each request is still acknowledged only after its data is committed.
 //! If any write in a group fails (a changed param, a deleted run), the group is rolled
 //! back and every write is retried in a transaction of its own, so one bad request never
-//! affects another and a rejected batch writes nothing.
+//! affects another and a rejected batch writes nothing. On PostgreSQL and MySQL a group can
+//! also lose a deadlock against another server process: it is then retried the same way, and
+//! each single write retries its own conflicts.
 
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -114,9 +116,12 @@ async fn apply_all(store: &Store, group: &[Pending]) -> Result<()> {
 }
 
 async fn apply_one(store: &Store, p: &Pending) -> Result<()> {
-    let mut conn = store.writer.acquire().await?;
-    let mut tx = conn.begin().await?;
-    store.apply_batch(&mut tx, &p.run_id, &p.batch).await?;
-    tx.commit().await?;
-    Ok(())
+    super::retry_conflicts(|| async {
+        let mut conn = store.writer.acquire().await?;
+        let mut tx = conn.begin().await?;
+        store.apply_batch(&mut tx, &p.run_id, &p.batch).await?;
+        tx.commit().await?;
+        Ok(())
+    })
+    .await
 }

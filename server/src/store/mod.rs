@@ -206,9 +206,10 @@ impl Store {
                 e.message
             ))
         })?;
-        if store.dialect == Dialect::Sqlite {
-            store.group_commit = Some(group_commit::GroupCommit::start(store.clone()));
-        }
+        // Every dialect: on SQLite it keeps one writer busy with few commits, on PostgreSQL
+        // and MySQL it turns many concurrent small writes into few commits (each commit is
+        // a flush to disk on the database server).
+        store.group_commit = Some(group_commit::GroupCommit::start(store.clone()));
         Ok(store)
     }
 
