@@ -23,8 +23,9 @@ const MYSQL_SCHEMA: &str = include_str!("schema/mysql.sql");
 const SEARCH_INDEX: &str = "CREATE INDEX rs_index_runs_experiment_start_time \
      ON runs (experiment_id, start_time DESC, run_uuid)";
 
-/// Serialises schema creation between server processes starting at once on one empty
-/// database (an arbitrary constant shared by every process of this server).
+/// PostgreSQL advisory-lock key (advisory locks are per database) that serialises schema
+/// creation between server processes starting at once on one empty database; MySQL takes a
+/// named lock that includes the database name instead.
 const SCHEMA_LOCK_KEY: i64 = 0x6d6c_666c_6f77;
 
 /// What a database holds before we touch it.
@@ -180,6 +181,11 @@ async fn create(store: &Store, uri: &str) -> Result<(), OpenError> {
                 Ok(())
             }
             .await;
+            // The schema file turns foreign-key checks off while it runs; a failure part-way
+            // must not hand that setting on with the pooled connection.
+            sqlx::query("SET FOREIGN_KEY_CHECKS = 1")
+                .execute(&mut *conn)
+                .await?;
             sqlx::query("SELECT RELEASE_LOCK(LEFT(CONCAT(?, DATABASE()), 64))")
                 .bind("mlflow-schema-")
                 .execute(&mut *conn)
