@@ -502,3 +502,19 @@ def test_copy_model_version(tracking, client, registered):
         mlflow.pyfunc.load_model(f"models:/{dst}/1").predict(X),
         registered["models"][1].predict(X),
     )
+
+
+def test_values_longer_than_their_columns(server):
+    """SQLite keeps values longer than MLflow's column widths (as the Python server does
+    there); PostgreSQL and MySQL would refuse them, so there they are a 400, not a 500."""
+    from e2e_support import backend_choice, is_oracle
+
+    long_text = "d" * 6000
+    name = unique_name("long")
+    r = api(server, "POST", "/registered-models/create", json={"name": name, "description": long_text})
+    if backend_choice() == "sqlite":
+        assert r.status_code == 200, r.text
+        r = api(server, "GET", "/registered-models/get", params={"name": name})
+        assert r.json()["registered_model"]["description"] == long_text
+    elif not is_oracle():
+        assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"

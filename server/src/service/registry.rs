@@ -12,6 +12,7 @@ use crate::domain::paging;
 use crate::domain::registry::{self as r, Source};
 use crate::domain::search::{parse_filter, parse_order_by, OrderKey, SearchTarget};
 use crate::error::{MlflowError, Result};
+use crate::store::sql::Dialect;
 use crate::store::NewModelVersion;
 use crate::wire::registry::{ModelVersion, RegisteredModel};
 use crate::wire::KeyValue;
@@ -129,6 +130,15 @@ fn python_json(value: &Value) -> String {
 }
 
 impl Tracking {
+    /// Checks a value against its column width where the database enforces it (PostgreSQL,
+    /// MySQL), so an oversize value is a 400 rather than a database error.
+    fn check_column(&self, what: &str, value: Option<&str>, limit: usize) -> Result<()> {
+        if self.store().dialect() == Dialect::Sqlite {
+            return Ok(());
+        }
+        r::validate_text(what, value, limit)
+    }
+
     // ---- registered models ----
 
     pub async fn create_registered_model(
@@ -139,7 +149,15 @@ impl Tracking {
     ) -> Result<RegisteredModel> {
         r::validate_model_name(name, "name")?;
         check_tags(tags)?;
-        r::validate_text("Description", description, r::MAX_DESCRIPTION_LENGTH)?;
+        self.check_column(
+            "Registered model name",
+            Some(name),
+            r::MAX_MODEL_NAME_LENGTH,
+        )?;
+        self.check_column("Description", description, r::MAX_DESCRIPTION_LENGTH)?;
+        for tag in tags {
+            self.check_column("value", Some(&tag.value), r::MAX_MODEL_TAG_COLUMN_LENGTH)?;
+        }
         self.store()
             .create_registered_model(name, tags, description.unwrap_or(""))
             .await
@@ -156,7 +174,7 @@ impl Tracking {
         description: Option<&str>,
     ) -> Result<RegisteredModel> {
         r::validate_model_name(name, "name")?;
-        r::validate_text("Description", description, r::MAX_DESCRIPTION_LENGTH)?;
+        self.check_column("Description", description, r::MAX_DESCRIPTION_LENGTH)?;
         self.store()
             .update_registered_model(name, description.unwrap_or(""))
             .await
@@ -169,6 +187,11 @@ impl Tracking {
     ) -> Result<RegisteredModel> {
         r::validate_model_name(name, "name")?;
         r::validate_model_name(new_name, "new_name")?;
+        self.check_column(
+            "Registered model name",
+            Some(new_name),
+            r::MAX_MODEL_NAME_LENGTH,
+        )?;
         self.store().rename_registered_model(name, new_name).await
     }
 
@@ -180,6 +203,7 @@ impl Tracking {
     pub async fn set_registered_model_tag(&self, name: &str, key: &str, value: &str) -> Result<()> {
         r::validate_model_name(name, "name")?;
         r::validate_tag(key, value)?;
+        self.check_column("value", Some(value), r::MAX_MODEL_TAG_COLUMN_LENGTH)?;
         let tag = KeyValue {
             key: key.to_string(),
             value: value.to_string(),
@@ -287,12 +311,12 @@ impl Tracking {
     ) -> Result<ModelVersion> {
         r::validate_model_name(&req.name, "name")?;
         check_tags(&req.tags)?;
-        r::validate_text(
+        self.check_column(
             "Description",
             req.description.as_deref(),
             r::MAX_DESCRIPTION_LENGTH,
         )?;
-        r::validate_text("run_link", req.run_link.as_deref(), r::MAX_RUN_LINK_LENGTH)?;
+        self.check_column("run_link", req.run_link.as_deref(), r::MAX_RUN_LINK_LENGTH)?;
         let model_id = non_empty(&req.model_id).map(str::to_string);
         let (source, storage_location, run_id) = self.resolve_source(&req, policy).await?;
         let version = self
@@ -468,7 +492,7 @@ impl Tracking {
     ) -> Result<ModelVersion> {
         r::validate_model_name(name, "name")?;
         let version = r::parse_version(version)?;
-        r::validate_text("Description", description, r::MAX_DESCRIPTION_LENGTH)?;
+        self.check_column("Description", description, r::MAX_DESCRIPTION_LENGTH)?;
         self.store()
             .update_model_version(name, version, description)
             .await
