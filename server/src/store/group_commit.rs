@@ -94,6 +94,18 @@ async fn commit_group(store: &Store, group: Vec<Pending>) {
                 }
                 return;
             }
+            // The database is out of reach (not a conflict, not a bad write): retrying each
+            // write alone would make every queued request wait out the pool timeout again, one
+            // after the other. Answer them all with the 503 now.
+            Err(err)
+                if err.code == ErrorCode::TemporarilyUnavailable
+                    && !super::is_conflict_error(&err) =>
+            {
+                for p in group {
+                    let _ = p.done.send(Err(err.clone()));
+                }
+                return;
+            }
             Err(err) => {
                 tracing::debug!(error = %err, size = group.len(), "group rolled back; retrying one by one");
             }
