@@ -3,6 +3,10 @@
 //! One implementation serves every dialect; [`sql`] holds the differences. For SQLite the
 //! store keeps one writer connection (WAL mode, so readers never wait for it) and a pool
 //! of readers, which is what keeps 64 concurrent clients free of "database is locked".
+//! PostgreSQL and MySQL get one pool for both, sized by the caller or
+//! `MLFLOW_SQLALCHEMYSTORE_POOL_SIZE`; several server processes may share the database, so
+//! writes that lose a lock conflict are retried ([`retry_conflicts`]) and an unreachable
+//! database answers 503 until the pool reconnects.
 
 mod experiments;
 mod group_commit;
@@ -250,12 +254,12 @@ async fn connect_pools(uri: &StoreUri, max: u32) -> Result<(AnyPool, AnyPool), s
     let url = uri.sqlx_url();
     match uri {
         StoreUri::Sqlite { memory, .. } => {
-            let writer = sqlite_pool(&url, 1).await?;
+            let writer = sqlite_pool(&url, 1, WRITER_CACHE_KIB).await?;
             // An in-memory database exists only inside its one connection.
             let reader = if *memory {
                 writer.clone()
             } else {
-                sqlite_pool(&url, max.max(2)).await?
+                sqlite_pool(&url, max.max(2), READER_CACHE_KIB).await?
             };
             Ok((writer, reader))
         }
@@ -343,18 +347,27 @@ fn statement_timeout_ms() -> u64 {
         .map_or(120_000, |s| (s.max(0.0) * 1000.0) as u64)
 }
 
-async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool, sqlx::Error> {
+/// SQLite page cache per connection. Every reader keeps its own; the operating system's file
+/// cache holds the database pages anyway, so readers keep little and the writer (which
+/// walks the metric indexes on every insert) keeps SQLite's default.
+const WRITER_CACHE_KIB: u32 = 2048;
+const READER_CACHE_KIB: u32 = 512;
+
+async fn sqlite_pool(url: &str, max: u32, cache_kib: u32) -> Result<AnyPool, sqlx::Error> {
     AnyPoolOptions::new()
         .max_connections(max)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
         .idle_timeout(None)
         .max_lifetime(None)
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 conn.execute("PRAGMA journal_mode = WAL").await?;
                 conn.execute("PRAGMA synchronous = NORMAL").await?;
                 conn.execute("PRAGMA busy_timeout = 30000").await?;
+                // Negative: a size in KiB rather than in pages.
+                conn.execute(format!("PRAGMA cache_size = -{cache_kib}").as_str())
+                    .await?;
                 Ok(())
             })
         })
