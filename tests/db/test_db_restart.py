@@ -130,3 +130,63 @@ def test_database_restart_under_load(private_pg, tmp_path):
         assert srv.proc.poll() is None, "the server exited"
     finally:
         srv.stop()
+
+
+def test_mariadb_connections_killed_under_load(workdir):
+    """MariaDB drops the server's connections (as on a restart or a failover) again and again
+    under load: failures are 503s, and the server carries on by itself afterwards. Only this
+    test's database's connections are killed, so the shared server is not disturbed."""
+    from e2e_support import Database
+
+    db = Database("mysql", prefix="mlflow_kill")
+    srv = ServerProcess(our_binary(), workdir / "srv", backend_uri=db.uri, extra_env={"MLFLOW_DB_ACQUIRE_TIMEOUT": "2"})
+    try:
+        s = requests.Session()
+        eid = s.post(srv.url + API + "/experiments/create", json={"name": "kill"}, timeout=30).json()["experiment_id"]
+        run_id = s.post(srv.url + API + "/runs/create", json={"experiment_id": eid}, timeout=30).json()["run"]["info"]["run_id"]
+        stop = threading.Event()
+        results = []
+        lock = threading.Lock()
+
+        def load(worker):
+            session = requests.Session()
+            step = worker * 1_000_000
+            while not stop.is_set():
+                step += 1
+                r = session.post(srv.url + API + "/runs/log-metric", timeout=60, json={
+                    "run_id": run_id, "key": "m", "value": 1.0, "timestamp": 1, "step": step})
+                with lock:
+                    results.append((time.time(), r.status_code, r.json().get("error_code"), step))
+
+        threads = [threading.Thread(target=load, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(1)
+        kills_until = time.time() + 3
+        killed = 0
+        while time.time() < kills_until:
+            for (pid,) in db._admin(f"SELECT id FROM information_schema.processlist WHERE db = '{db.name}'"):
+                try:
+                    db._admin(f"KILL CONNECTION {int(pid)}")
+                    killed += 1
+                except Exception:
+                    pass  # gone already
+            time.sleep(0.2)
+        calm = time.time()
+        time.sleep(3)
+        stop.set()
+        for t in threads:
+            t.join(timeout=120)
+        assert killed > 0
+        print(f"{killed} connections killed; statuses:", sorted({(r[1], r[2]) for r in results}, key=str))
+        bad = [r for r in results if r[1] != 200 and not (r[1] == 503 and r[2] == "TEMPORARILY_UNAVAILABLE")]
+        assert not bad, bad[:5]
+        after = [r for r in results if r[0] > calm + 1]
+        assert len(after) > 10 and all(r[1] == 200 for r in after), [r for r in after if r[1] != 200][:5]
+        acked = {r[3] for r in results if r[1] == 200}
+        hist = s.get(srv.url + API + "/metrics/get-history", params={"run_id": run_id, "metric_key": "m"},
+                     timeout=60).json()["metrics"]
+        assert acked <= {int(m["step"]) for m in hist}
+    finally:
+        srv.stop()
+        db.drop()

@@ -150,9 +150,13 @@ fn is_transient(err: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
             // MySQL/MariaDB error numbers: deadlock, lock wait timeout, server shutdown, too
-            // many connections, statement time exceeded (MariaDB, MySQL).
+            // many connections, statement time exceeded (MariaDB, MySQL), connection killed,
+            // query interrupted.
             if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-                return matches!(my.number(), 1213 | 1205 | 1053 | 1040 | 1969 | 3024);
+                return matches!(
+                    my.number(),
+                    1213 | 1205 | 1053 | 1040 | 1969 | 3024 | 1927 | 1317
+                );
             }
             // PostgreSQL SQLSTATEs: admin/crash shutdown, cannot connect now, serialization
             // failure, deadlock, statement timeout (query_canceled), too many connections.
