@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => {
+            limit_malloc_arenas();
             init_logging();
             match run_server(args) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -57,6 +58,34 @@ fn run_client(command: Command) -> ExitCode {
             eprintln!("error: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc gives every thread that allocates its own malloc arena (up to 8 per core), and
+/// keeps what is freed in each: with the runtime's workers plus one thread per SQLite
+/// connection, retained free memory was about half of the server's resident memory under
+/// load (heaptrack: 12 MB live heap at the peak of `bench/run`'s workloads, 50 MB resident).
+/// So: two arenas, and a once-a-second `malloc_trim` that hands freed pages back. An
+/// operator's own `MALLOC_ARENA_MAX` wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            // SAFETY: called before any other thread exists; mallopt only sets a tunable.
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, 2);
+            }
+        }
+        let _ = std::thread::Builder::new()
+            .name("malloc-trim".into())
+            .stack_size(64 * 1024)
+            .spawn(|| loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                // SAFETY: malloc_trim only returns free pages to the kernel.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+            });
     }
 }
 
