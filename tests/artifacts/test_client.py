@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from conftest import start_backend
 
 
-@pytest.fixture(params=["local", "s3", "azure"])
+@pytest.fixture(params=["local", "s3", "azure", "gcs"])
 def backend(request):
     server = start_backend(request.param, request)
     mlflow.set_tracking_uri(server.url)

