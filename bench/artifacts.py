@@ -3,12 +3,18 @@
 artifacts from local disk, plus the disk's own copy speed for reference.
 
     bench/artifacts.py [--big-mb 1024] [--small 1000] [--small-kb 4] [--threads 8]
+                       [--wrk-seconds 10] [--connections 16]
 
-Standard library only. Every transfer is checked (sizes and SHA-256). Loopback only.
+Small files are measured twice: through a Python client (8 threads of http.client, what a
+Python user's uploads look like; on 2 cores the client itself becomes the limit), and with
+wrk (16 connections, the server's own capacity: every PUT a new file, every GET one of the
+uploaded files). Standard library plus wrk. Every transfer is checked (sizes and SHA-256;
+after the wrk PUTs, every acknowledged file must be on disk). Loopback only.
 """
 
 import argparse
 import hashlib
+import json
 import http.client
 import os
 import shutil
@@ -106,7 +112,18 @@ def sha(path):
     return h.hexdigest()
 
 
-def measure(kind, workdir, big, big_sha, smalls, threads):
+def run_wrk(script, port, seconds, conns, env, out):
+    env = {**os.environ, "BENCH_LUA_DIR": str(REPO / "bench/lua"), "BENCH_OUT": str(out), **env}
+    subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "--timeout", "60s", "-s",
+                    str(REPO / "bench/lua" / script), f"http://127.0.0.1:{port}"],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    r = json.loads(out.read_text())
+    if r["non2xx"] or r["socket_errors"] or r["timeouts"]:
+        raise RuntimeError(f"{script}: {r}")
+    return r
+
+
+def measure(kind, workdir, big, big_sha, smalls, threads, wrk_seconds, conns, small_size):
     proc, port = start(kind, workdir)
     try:
         t = time.perf_counter()
@@ -125,7 +142,16 @@ def measure(kind, workdir, big, big_sha, smalls, threads):
             small_down = time.perf_counter() - t
         for p, (size, digest) in zip(smalls, got):
             assert size == p.stat().st_size and digest == sha(p), f"{kind}: {p.name} differs"
-        return {"big_up": up, "big_down": down, "small_up": small_up, "small_down": small_down}
+        res = {"big_up": up, "big_down": down, "small_up": small_up, "small_down": small_down}
+        if wrk_seconds:
+            put = run_wrk("put_small.lua", port, wrk_seconds, conns, {"BENCH_SIZE": str(small_size)},
+                          workdir / f"{kind}-put.json")
+            on_disk = sum(len(f) for _, _, f in os.walk(workdir / f"{kind}-artifacts/bench/wrk"))
+            assert on_disk >= put["ok"], f"{kind}: {put['ok']} PUTs acknowledged, {on_disk} files"
+            get = run_wrk("get_small.lua", port, wrk_seconds, conns, {"BENCH_FILES": str(len(smalls))},
+                          workdir / f"{kind}-get.json")
+            res["wrk_put"], res["wrk_get"] = put["ok_rps"], get["ok_rps"]
+        return res
     finally:
         stop(proc)
 
@@ -136,6 +162,8 @@ def main():
     ap.add_argument("--small", type=int, default=1000)
     ap.add_argument("--small-kb", type=int, default=4)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--wrk-seconds", type=int, default=10, help="0 skips the wrk phases")
+    ap.add_argument("--connections", type=int, default=16)
     args = ap.parse_args()
     if not (REPO / "target/release/mlflow").exists():
         subprocess.run(["cargo", "build", "--release", "-p", "mlflow-server"], cwd=REPO, check=True)
@@ -158,7 +186,11 @@ def main():
             p = small_dir / f"f{i:05d}.txt"
             p.write_bytes(os.urandom(args.small_kb * 1024))
             smalls.append(p)
-        results = {k: measure(k, workdir, big, big_sha, smalls, args.threads) for k in ("ours", "python")}
+        if args.wrk_seconds and not shutil.which("wrk"):
+            raise SystemExit("wrk is missing (apt-get install wrk), or pass --wrk-seconds 0")
+        results = {k: measure(k, workdir, big, big_sha, smalls, args.threads, args.wrk_seconds,
+                              args.connections, args.small_kb * 1024)
+                   for k in ("ours", "python")}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     mb = args.big_mb
@@ -171,6 +203,13 @@ def main():
         (f"download {args.small} files of {args.small_kb} KB, {args.threads} threads (files/s)",
          args.small / o["small_down"], args.small / p["small_down"]),
     ]
+    if args.wrk_seconds:
+        rows += [
+            (f"wrk: upload new {args.small_kb} KB files, {args.connections} connections (files/s)",
+             o["wrk_put"], p["wrk_put"]),
+            (f"wrk: download {args.small_kb} KB files, {args.connections} connections (files/s)",
+             o["wrk_get"], p["wrk_get"]),
+        ]
     print(f"disk copy of the {mb} MB file (shutil.copyfile + sync): {mb / disk:.0f} MB/s")
     print("| workload | ours | python | ratio |")
     print("|---|---|---|---|")
