@@ -25,12 +25,59 @@ fn tera_message(e: &tera::Error) -> String {
     .replace("Failed to parse '__tera_one_off'", "invalid template")
 }
 
+/// A tera instance without autoescaping and with preset's functions.
+fn engine() -> Tera {
+    let mut tera = Tera::default();
+    tera.autoescape_on(vec![]);
+    tera.register_function("env_file_value", env_file_value);
+    tera
+}
+
+/// `env_file_value(path=..., key=...)`: the value of `KEY=VALUE` in an environment file as it
+/// is on disk now (so `state: absent` can name the store a server was installed with), or ""
+/// when the file or the key is missing. Meant for messages: a URI's password and query are
+/// masked.
+fn env_file_value(
+    args: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let arg = |name: &str| {
+        args.get(name)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| tera::Error::msg(format!("env_file_value needs `{name}` (a string)")))
+    };
+    let (path, key) = (arg("path")?, arg("key")?);
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let value = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim())
+        .unwrap_or_default();
+    Ok(tera::Value::from(mask_uri(value)))
+}
+
+/// `scheme://user:***@host/path?***` for a URI with a password or query; anything else as is.
+fn mask_uri(value: &str) -> String {
+    match url::Url::parse(value) {
+        Ok(mut u) if u.password().is_some() || u.query().is_some() => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            if u.query().is_some() {
+                u.set_query(Some("***"));
+            }
+            u.to_string()
+        }
+        _ => value.to_string(),
+    }
+}
+
 /// Renders a template string.
 pub fn render_str(raw: &str, ctx: &Context) -> Result<String, String> {
     if !raw.contains("{{") && !raw.contains("{%") {
         return Ok(raw.to_string());
     }
-    Tera::one_off(raw, ctx, false).map_err(|e| tera_message(&e))
+    engine().render_str(raw, ctx).map_err(|e| tera_message(&e))
 }
 
 /// Evaluates a `when:` condition: `service`, `state == "absent"` or `{{ ... }}`. An
@@ -53,8 +100,7 @@ pub fn eval_bool(raw: &str, ctx: &Context) -> Result<bool, String> {
 
 /// Renders a named file template (the `template:` action, units, env files).
 pub fn render_file(name: &str, text: &str, ctx: &Context) -> Result<String, String> {
-    let mut tera = Tera::default();
-    tera.autoescape_on(vec![]);
+    let mut tera = engine();
     tera.add_raw_template(name, text)
         .map_err(|e| tera_message(&e))?;
     tera.render(name, ctx).map_err(|e| tera_message(&e))
@@ -153,6 +199,36 @@ mod tests {
         assert!(eval_bool("{{ state == 'absent' }}", &ctx).unwrap());
         assert!(!eval_bool("not service", &ctx).unwrap());
         assert!(eval_bool("nope", &ctx).is_err());
+    }
+
+    #[test]
+    fn env_file_value_reads_a_key_and_masks_uri_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mlflow.env");
+        std::fs::write(
+            &path,
+            "# comment\nMLFLOW_BACKEND_STORE_URI=postgresql://mlflow:pw-123@db:5432/mlflow?sslmode=require\nMLFLOW_ARTIFACTS_DESTINATION=/srv/a\n",
+        )
+        .unwrap();
+        let get = |file: &std::path::Path, key: &str| {
+            let mut ctx = Context::new();
+            ctx.insert("f", &file.display().to_string());
+            render_str(
+                &format!("{{{{ env_file_value(path=f, key='{key}') }}}}"),
+                &ctx,
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            get(&path, "MLFLOW_BACKEND_STORE_URI"),
+            "postgresql://mlflow:***@db:5432/mlflow?***"
+        );
+        assert_eq!(get(&path, "MLFLOW_ARTIFACTS_DESTINATION"), "/srv/a");
+        assert_eq!(get(&path, "MISSING"), "");
+        assert_eq!(
+            get(&dir.path().join("gone.env"), "MLFLOW_ARTIFACTS_DESTINATION"),
+            ""
+        );
     }
 
     #[test]

@@ -12,175 +12,13 @@
 //!
 //! Needs the server binary: `cargo build --workspace --bins` before `cargo test`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The `mlflow` binary the preset installs by default: next to the `preset` executable.
-fn server_binary() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_BIN_EXE_preset")).with_file_name("mlflow");
-    assert!(
-        p.is_file(),
-        "{} is missing: build the server first with `cargo build --workspace --bins` \
-         (the mlflow preset installs the `mlflow` binary found next to `preset`)",
-        p.display()
-    );
-    p
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
-}
-
-/// One run of `preset apply --format json`: exit code, step events and the recap.
-struct Run {
-    code: i32,
-    steps: Vec<Value>,
-    recap: Value,
-    raw: String,
-}
-
-impl Run {
-    fn count(&self, key: &str) -> u64 {
-        self.recap[key]
-            .as_u64()
-            .unwrap_or_else(|| panic!("no `{key}` in the recap: {}", self.raw))
-    }
-    fn step(&self, name_part: &str) -> &Value {
-        self.steps
-            .iter()
-            .find(|s| s["name"].as_str().is_some_and(|n| n.contains(name_part)))
-            .unwrap_or_else(|| panic!("no step `{name_part}` in: {}", self.raw))
-    }
-}
-
-/// The temporary install: its folder, port and `-e` overrides.
-struct Install {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Install {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("temporary folder"),
-            port: free_port(),
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn overrides(&self) -> Vec<String> {
-        let d = self.dir.path().display();
-        let user = if preset::facts::euid() == 0 {
-            "root".to_string()
-        } else {
-            std::env::var("USER").unwrap_or_default()
-        };
-        let mut e = vec![
-            format!("tracking_uri=http://127.0.0.1:{}", self.port),
-            format!("data_dir={d}/data"),
-            format!("bin_dir={d}/bin"),
-            format!("config_dir={d}/etc"),
-            format!("unit_dir={d}/units"),
-        ];
-        if !user.is_empty() {
-            // Run as ourselves: no system user is created on this machine.
-            e.push(format!("user={user}"));
-        }
-        e
-    }
-
-    fn apply(&self, playbook: &str, extra: &[&str]) -> Run {
-        let mut args: Vec<String> = vec!["apply".into(), "--format".into(), "json".into()];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        for e in self.overrides() {
-            args.push("-e".into());
-            args.push(e);
-        }
-        args.push(root().join(playbook).display().to_string());
-        let out = Command::new(env!("CARGO_BIN_EXE_preset"))
-            .args(&args)
-            .current_dir(self.dir.path())
-            .output()
-            .expect("run preset");
-        let raw = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut steps = Vec::new();
-        let mut recap = Value::Null;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let v: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("not a JSON event ({e}): {line}\n{raw}"));
-            match v["event"].as_str() {
-                Some("step") => steps.push(v),
-                Some("recap") => recap = v,
-                _ => {}
-            }
-        }
-        assert!(recap.is_object(), "no recap event: {raw}");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            steps,
-            recap,
-            raw,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn pid(&self) -> Option<i32> {
-        std::fs::read_to_string(self.path("data/mlflow.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-    }
-}
-
-/// Stops a server this test started, even when an assertion failed half-way.
-impl Drop for Install {
-    fn drop(&mut self) {
-        if let Some(pid) = self.pid().filter(|p| *p > 1) {
-            // SAFETY: plain signal delivery to the server this test started.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
-        }
-    }
-}
-
-fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("http client");
-    let req = match method {
-        "POST" => client
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body.unwrap_or("{}").to_string()),
-        _ => client.get(url),
-    };
-    match req.send() {
-        Ok(r) => (r.status().as_u16(), r.text().unwrap_or_default()),
-        Err(e) => (0, e.to_string()),
-    }
-}
+use common::{free_port, http, listening, root, server_binary, Install};
 
 /// Runs the seed's "Log experiment from Python" snippet against `uri` with the official
 /// client from the test venv. Returns false (and says so) when the venv is missing.
@@ -205,10 +43,6 @@ fn seed_python_snippet(uri: &str) -> bool {
         String::from_utf8_lossy(&out.stderr)
     );
     true
-}
-
-fn listening(port: u16) -> bool {
-    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
 #[test]

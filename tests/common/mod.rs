@@ -1,0 +1,204 @@
+//! Helpers shared by the integration tests that run the seed's playbooks with the real
+//! `preset` and `mlflow` binaries (`mod common;`): a temporary install whose `-e` overrides
+//! keep the machine's /usr/local/bin, /etc and /var/lib/mlflow untouched, `--format json`
+//! runs read as events, and a small HTTP client.
+
+// Each test crate that includes this module uses a different part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `mlflow` binary the preset installs by default: next to the `preset` executable.
+pub fn server_binary() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_preset")).with_file_name("mlflow");
+    assert!(
+        p.is_file(),
+        "{} is missing: build the server first with `cargo build --workspace --bins` \
+         (the mlflow preset installs the `mlflow` binary found next to `preset`)",
+        p.display()
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// One run of `preset apply --format json`: exit code, step events and the recap.
+pub struct Run {
+    pub code: i32,
+    pub steps: Vec<Value>,
+    pub recap: Value,
+    pub raw: String,
+}
+
+impl Run {
+    pub fn count(&self, key: &str) -> u64 {
+        self.recap[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no `{key}` in the recap: {}", self.raw))
+    }
+    pub fn step(&self, name_part: &str) -> &Value {
+        self.steps
+            .iter()
+            .find(|s| s["name"].as_str().is_some_and(|n| n.contains(name_part)))
+            .unwrap_or_else(|| panic!("no step `{name_part}` in: {}", self.raw))
+    }
+}
+
+/// The temporary install: its folder, port, `-e` overrides and the environment `preset` runs
+/// with. Kills the server it started when dropped, even when an assertion failed half-way.
+pub struct Install {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    /// Whether `tracking_uri` is overridden to `port`; false keeps the preset's default.
+    set_tracking_uri: bool,
+    env: Vec<(String, String)>,
+}
+
+impl Install {
+    /// On a free port (`-e tracking_uri=http://127.0.0.1:PORT`).
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temporary folder"),
+            port: free_port(),
+            set_tracking_uri: true,
+            env: Vec::new(),
+        }
+    }
+
+    /// On the preset's default address, http://127.0.0.1:5000 (no `tracking_uri` override).
+    pub fn on_default_port() -> Self {
+        let mut inst = Self::new();
+        inst.port = 5000;
+        inst.set_tracking_uri = false;
+        inst
+    }
+
+    /// An environment variable for every `preset` run (e.g. a password for `{{ env.X }}`).
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn overrides(&self) -> Vec<String> {
+        let d = self.dir.path().display();
+        let user = if preset::facts::euid() == 0 {
+            "root".to_string()
+        } else {
+            std::env::var("USER").unwrap_or_default()
+        };
+        let mut e = vec![
+            format!("data_dir={d}/data"),
+            format!("bin_dir={d}/bin"),
+            format!("config_dir={d}/etc"),
+            format!("unit_dir={d}/units"),
+        ];
+        if self.set_tracking_uri {
+            e.insert(0, format!("tracking_uri=http://127.0.0.1:{}", self.port));
+        }
+        if !user.is_empty() {
+            // Run as ourselves: no system user is created on this machine.
+            e.push(format!("user={user}"));
+        }
+        e
+    }
+
+    pub fn apply(&self, playbook: &str, extra: &[&str]) -> Run {
+        let mut args: Vec<String> = vec!["apply".into(), "--format".into(), "json".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        for e in self.overrides() {
+            args.push("-e".into());
+            args.push(e);
+        }
+        args.push(root().join(playbook).display().to_string());
+        let out = Command::new(env!("CARGO_BIN_EXE_preset"))
+            .args(&args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run preset");
+        let raw = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut steps = Vec::new();
+        let mut recap = Value::Null;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON event ({e}): {line}\n{raw}"));
+            match v["event"].as_str() {
+                Some("step") => steps.push(v),
+                Some("recap") => recap = v,
+                _ => {}
+            }
+        }
+        assert!(recap.is_object(), "no recap event: {raw}");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            steps,
+            recap,
+            raw,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.path("data/mlflow.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+}
+
+impl Drop for Install {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid().filter(|p| *p > 1) {
+            // SAFETY: plain signal delivery to the server this test started.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+pub fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+    let req = match method {
+        "POST" => client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.unwrap_or("{}").to_string()),
+        _ => client.get(url),
+    };
+    match req.send() {
+        Ok(r) => (r.status().as_u16(), r.text().unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+pub fn listening(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
