@@ -211,6 +211,12 @@ impl Store {
         let key = self.dialect.key_col();
         let mut conn = self.reader.acquire().await?;
         for chunk in ids.chunks(CHUNK) {
+            if self.dialect == Dialect::Sqlite {
+                self.load_run_data_sqlite(&mut conn, chunk, &mut data)
+                    .await?;
+                self.load_inputs(&mut conn, chunk, &mut data).await?;
+                continue;
+            }
             let mut sql = self.sql();
             sql.push(&format!(
                 "SELECT 0, run_uuid, {key}, value FROM params WHERE run_uuid IN "
@@ -254,6 +260,39 @@ impl Store {
             .collect())
     }
 
+    /// SQLite: params, tags and latest metrics of `ids` as one row per run, each list a JSON
+    /// document built inside the database. Every row costs a hop between SQLite's thread and
+    /// the runtime, so this is a third of the rows of one query per kind (search-runs
+    /// loads 100 runs per page).
+    async fn load_run_data_sqlite(
+        &self,
+        conn: &mut AnyConnection,
+        ids: &[String],
+        data: &mut HashMap<String, (RunData, RunInputs, RunOutputs)>,
+    ) -> Result<()> {
+        let key = self.dialect.key_col();
+        let mut sql = self.sql();
+        sql.push(&format!(
+            "SELECT r.run_uuid, \
+             (SELECT json_group_array(json_array({key}, value)) FROM params p \
+              WHERE p.run_uuid = r.run_uuid), \
+             (SELECT json_group_array(json_array({key}, value)) FROM tags t \
+              WHERE t.run_uuid = r.run_uuid), \
+             (SELECT json_group_array(json_array({key}, printf('%!.17g', value), timestamp, \
+              step, is_nan)) FROM latest_metrics lm WHERE lm.run_uuid = r.run_uuid) \
+             FROM runs r WHERE r.run_uuid IN "
+        ))
+        .bind_list(ids);
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            let run_id = get_str(&row, 0).unwrap_or_default();
+            let entry = data.entry(run_id).or_default();
+            entry.0.params = key_values_from_json(get_str(&row, 1).as_deref())?;
+            entry.0.tags = key_values_from_json(get_str(&row, 2).as_deref())?;
+            entry.0.metrics = metrics_from_json(get_str(&row, 3).as_deref().unwrap_or("[]"))?;
+        }
+        Ok(())
+    }
+
     /// The latest value of every metric of `ids`. On SQLite the rows are aggregated to one
     /// JSON document per run inside the database: a run with thousands of metric keys then
     /// costs one row transfer instead of thousands.
@@ -277,28 +316,8 @@ impl Store {
             for row in sql.query().fetch_all(&mut *conn).await? {
                 let run_id = get_str(&row, 0).unwrap_or_default();
                 let json = get_str(&row, 1).unwrap_or_default();
-                let items: Vec<JsonMetric> = serde_json::from_str(&json).map_err(|e| {
-                    MlflowError::internal(format!("cannot read latest metrics: {e}"))
-                })?;
-                for (k, value, timestamp, step, is_nan) in items {
-                    let value = if is_nan.unwrap_or(0) != 0 {
-                        f64::NAN
-                    } else {
-                        value.parse().unwrap_or(0.0)
-                    };
-                    out.push((
-                        run_id.clone(),
-                        Metric {
-                            key: k,
-                            value,
-                            timestamp: timestamp.unwrap_or(0),
-                            step: step.unwrap_or(0),
-                            dataset_name: None,
-                            dataset_digest: None,
-                            model_id: None,
-                            run_id: None,
-                        },
-                    ));
+                for metric in metrics_from_json(&json)? {
+                    out.push((run_id.clone(), metric));
                 }
             }
             return Ok(out);
@@ -1050,6 +1069,43 @@ impl Store {
             has_more,
         })
     }
+}
+
+/// Latest metrics from SQLite's `json_group_array(json_array(key, '%!.17g' value, timestamp,
+/// step, is_nan))`.
+fn metrics_from_json(json: &str) -> Result<Vec<Metric>> {
+    let items: Vec<JsonMetric> = serde_json::from_str(json)
+        .map_err(|e| MlflowError::internal(format!("cannot read latest metrics: {e}")))?;
+    Ok(items
+        .into_iter()
+        .map(|(key, value, timestamp, step, is_nan)| Metric {
+            key,
+            value: if is_nan.unwrap_or(0) != 0 {
+                f64::NAN
+            } else {
+                value.parse().unwrap_or(0.0)
+            },
+            timestamp: timestamp.unwrap_or(0),
+            step: step.unwrap_or(0),
+            dataset_name: None,
+            dataset_digest: None,
+            model_id: None,
+            run_id: None,
+        })
+        .collect())
+}
+
+/// Params or tags from SQLite's `json_group_array(json_array(key, value))`.
+fn key_values_from_json(json: Option<&str>) -> Result<Vec<KeyValue>> {
+    let items: Vec<(String, Option<String>)> = serde_json::from_str(json.unwrap_or("[]"))
+        .map_err(|e| MlflowError::internal(format!("cannot read params or tags: {e}")))?;
+    Ok(items
+        .into_iter()
+        .map(|(key, value)| KeyValue {
+            key,
+            value: value.unwrap_or_default(),
+        })
+        .collect())
 }
 
 #[cfg(test)]
