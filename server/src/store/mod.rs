@@ -283,6 +283,15 @@ async fn connect_pools(uri: &StoreUri, max: u32) -> Result<(AnyPool, AnyPool), s
                 .idle_timeout(Duration::from_secs(300))
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
+                        if dialect == Dialect::Postgres {
+                            // Statements are prepared once per connection; after five runs
+                            // PostgreSQL may switch to a generic plan that guesses every
+                            // filter's selectivity (a search's metric and param values), which
+                            // made filtered searches several times slower. Plan each run with
+                            // its values, as the Python server's unprepared queries are.
+                            conn.execute("SET plan_cache_mode = force_custom_plan")
+                                .await?;
+                        }
                         if timeout_ms > 0 {
                             let set = match dialect {
                                 Dialect::Postgres => {
