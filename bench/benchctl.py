@@ -617,10 +617,14 @@ def cmd_report(a):
             return ""
         return target + (" ✅" if ok_if else " ❌") if r is not None else target
 
+    # issue 2's targets on SQLite; issue 6 sets 20x for log-metric and search on PostgreSQL
+    on_db_server = meta.get("backend", "sqlite") != "sqlite"
     wl = [
-        ("get_run", "runs/get, run with 1000 metric keys (req/s)", 1.0, "", "≥30x"),
+        ("get_run", "runs/get, run with 1000 metric keys (req/s)", 1.0, "",
+         None if on_db_server else "≥30x"),
         ("search_runs", None, 1.0, "", "≥20x"),
-        ("log_metric", "log-metric, 16 connections (req/s)", 1.0, "", "≥30x"),
+        ("log_metric", "log-metric, 16 connections (req/s)", 1.0, "",
+         "≥20x" if on_db_server else "≥30x"),
         ("log_batch", "log-batch of 1000 metrics (req/s)", 1.0, "", None),
     ]
     for w, label, scale, unit, target in wl:
