@@ -81,6 +81,15 @@ impl Uploader {
         })
     }
 
+    /// Sends a request with the credentials; `what` names the step in errors.
+    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> Result<reqwest::Response> {
+        self.authorized(req)
+            .await?
+            .send()
+            .await
+            .map_err(|e| failed(what, e))
+    }
+
     /// Writes object `name` from a stream; returns the number of bytes written.
     pub async fn put<S, E>(&self, name: &str, mut body: S) -> Result<u64>
     where
@@ -104,12 +113,7 @@ impl Uploader {
                         .post(self.upload_url("media", name))
                         .header(CONTENT_TYPE, "application/octet-stream")
                         .body(buf);
-                    let resp = self
-                        .authorized(req)
-                        .await?
-                        .send()
-                        .await
-                        .map_err(|e| failed("upload", e))?;
+                    let resp = self.send(req, "upload").await?;
                     expect_success(resp, "upload").await?;
                     return Ok(len);
                 }
@@ -151,12 +155,7 @@ impl Uploader {
             .post(self.upload_url("resumable", name))
             .header("X-Upload-Content-Type", "application/octet-stream")
             .header(CONTENT_LENGTH, 0);
-        let resp = self
-            .authorized(req)
-            .await?
-            .send()
-            .await
-            .map_err(|e| failed("upload session", e))?;
+        let resp = self.send(req, "upload session").await?;
         let location = resp
             .headers()
             .get(LOCATION)
@@ -187,12 +186,7 @@ impl Uploader {
             .put(session)
             .header(CONTENT_RANGE, range)
             .body(data);
-        let resp = self
-            .authorized(req)
-            .await?
-            .send()
-            .await
-            .map_err(|e| failed("upload", e))?;
+        let resp = self.send(req, "upload").await?;
         // 308: GCS has the bytes so far and waits for more.
         if total.is_none() && resp.status() == StatusCode::PERMANENT_REDIRECT {
             return Ok(());
