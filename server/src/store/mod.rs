@@ -127,6 +127,17 @@ where
     }
 }
 
+/// The entries to write for a list of tags: the last value of each key wins, as with
+/// sequential set-tag calls, in the order the keys last appeared.
+pub(crate) fn last_per_key(tags: &[crate::wire::KeyValue]) -> Vec<&crate::wire::KeyValue> {
+    let mut latest: Vec<&crate::wire::KeyValue> = Vec::new();
+    for tag in tags {
+        latest.retain(|t| t.key != tag.key);
+        latest.push(tag);
+    }
+    latest
+}
+
 fn is_conflict(err: &sqlx::Error) -> bool {
     let sqlx::Error::Database(db) = err else {
         return false;

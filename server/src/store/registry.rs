@@ -184,11 +184,7 @@ impl Store {
         tags: &[KeyValue],
     ) -> Result<()> {
         let key = self.dialect.key_col();
-        let mut latest: Vec<&KeyValue> = Vec::new();
-        for tag in tags {
-            latest.retain(|t| t.key != tag.key);
-            latest.push(tag);
-        }
+        let latest = super::last_per_key(tags);
         for tag in latest {
             let mut sql = self.sql();
             sql.push(&format!(
@@ -592,11 +588,7 @@ impl Store {
         tags: &[KeyValue],
     ) -> Result<()> {
         let key = self.dialect.key_col();
-        let mut latest: Vec<&KeyValue> = Vec::new();
-        for tag in tags {
-            latest.retain(|t| t.key != tag.key);
-            latest.push(tag);
-        }
+        let latest = super::last_per_key(tags);
         for tag in latest {
             let mut sql = self.sql();
             sql.push(&format!(

@@ -617,12 +617,7 @@ impl Store {
         if tags.is_empty() {
             return Ok(());
         }
-        // The last value of a key wins, as with sequential set-tag calls.
-        let mut latest: Vec<&KeyValue> = Vec::new();
-        for tag in tags {
-            latest.retain(|t| t.key != tag.key);
-            latest.push(tag);
-        }
+        let latest = super::last_per_key(tags);
         let key = self.dialect.key_col();
         let mut sql = self.sql();
         sql.push("DELETE FROM tags WHERE run_uuid = ")
