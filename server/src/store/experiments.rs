@@ -370,17 +370,9 @@ impl Store {
             experiment_clause(&mut sql, clause);
         }
         experiment_order(&mut sql, order);
-        sql.push(" LIMIT ")
-            .bind(max_results + 1)
-            .push(" OFFSET ")
-            .bind(offset);
-        let rows = self.fetch_all(&sql).await?;
-        let has_more = rows.len() as i64 > max_results;
-        let mut items: Vec<Experiment> = rows
-            .iter()
-            .take(max_results as usize)
-            .map(experiment_from_row)
-            .collect();
+        let (mut items, has_more) = self
+            .fetch_page(sql, max_results, offset, experiment_from_row)
+            .await?;
         self.attach_experiment_tags(&mut items).await?;
         Ok(Page { items, has_more })
     }

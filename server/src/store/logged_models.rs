@@ -327,17 +327,10 @@ impl Store {
         if order.is_empty() {
             sql.push("lm.creation_timestamp_ms DESC, ");
         }
-        sql.push("lm.model_id ASC LIMIT ")
-            .bind(max_results + 1)
-            .push(" OFFSET ")
-            .bind(offset);
-        let rows = self.fetch_all(&sql).await?;
-        let has_more = rows.len() as i64 > max_results;
-        let infos = rows
-            .iter()
-            .take(max_results as usize)
-            .map(|r| info_from_row(r).0)
-            .collect();
+        sql.push("lm.model_id ASC");
+        let (infos, has_more) = self
+            .fetch_page(sql, max_results, offset, |r| info_from_row(r).0)
+            .await?;
         Ok(Page {
             items: self.load_models(infos).await?,
             has_more,

@@ -245,6 +245,25 @@ impl Store {
         Ok(sql.query().fetch_all(&self.reader).await?)
     }
 
+    /// Runs a search query for one page: `max_results` rows from `offset`, fetching one row
+    /// more to learn whether another page follows. Returns the page's rows mapped, and that.
+    async fn fetch_page<T>(
+        &self,
+        mut sql: Sql,
+        max_results: i64,
+        offset: i64,
+        map: impl Fn(&AnyRow) -> T,
+    ) -> Result<(Vec<T>, bool), MlflowError> {
+        sql.push(" LIMIT ")
+            .bind(max_results + 1)
+            .push(" OFFSET ")
+            .bind(offset);
+        let rows = self.fetch_all(&sql).await?;
+        let has_more = rows.len() as i64 > max_results;
+        let items = rows.iter().take(max_results as usize).map(map).collect();
+        Ok((items, has_more))
+    }
+
     async fn fetch_optional(&self, sql: &Sql) -> Result<Option<AnyRow>, MlflowError> {
         Ok(sql.query().fetch_optional(&self.reader).await?)
     }

@@ -471,17 +471,9 @@ impl Store {
             sql.push("rm.name ASC, ");
         }
         sql.text.truncate(sql.text.len() - 2);
-        sql.push(" LIMIT ")
-            .bind(max_results + 1)
-            .push(" OFFSET ")
-            .bind(offset);
-        let rows = self.fetch_all(&sql).await?;
-        let has_more = rows.len() as i64 > max_results;
-        let models = rows
-            .iter()
-            .take(max_results as usize)
-            .map(rm_from_row)
-            .collect();
+        let (models, has_more) = self
+            .fetch_page(sql, max_results, offset, rm_from_row)
+            .await?;
         Ok(Page {
             items: self.load_registered_models(models).await?,
             has_more,
@@ -972,17 +964,9 @@ impl Store {
             sql.push("mv.version DESC, ");
         }
         sql.text.truncate(sql.text.len() - 2);
-        sql.push(" LIMIT ")
-            .bind(max_results + 1)
-            .push(" OFFSET ")
-            .bind(offset);
-        let rows = self.fetch_all(&sql).await?;
-        let has_more = rows.len() as i64 > max_results;
-        let versions = rows
-            .iter()
-            .take(max_results as usize)
-            .map(|r| mv_from_row(r).0)
-            .collect();
+        let (versions, has_more) = self
+            .fetch_page(sql, max_results, offset, |r| mv_from_row(r).0)
+            .await?;
         Ok(Page {
             items: self.attach_mv_tags(versions).await?,
             has_more,

@@ -1048,17 +1048,9 @@ impl Store {
             run_clause(&mut sql, clause);
         }
         run_order(&mut sql, order);
-        sql.push(" LIMIT ")
-            .bind(max_results + 1)
-            .push(" OFFSET ")
-            .bind(offset);
-        let rows = self.fetch_all(&sql).await?;
-        let has_more = rows.len() as i64 > max_results;
-        let infos = rows
-            .iter()
-            .take(max_results as usize)
-            .map(info_from_row)
-            .collect();
+        let (infos, has_more) = self
+            .fetch_page(sql, max_results, offset, info_from_row)
+            .await?;
         Ok(Page {
             items: self.load_runs(infos).await?,
             has_more,
