@@ -18,8 +18,12 @@ fi
 
 if [ ! -x tests/emulators/node_modules/.bin/azurite-blob ]; then
   if ! command -v npm >/dev/null 2>&1; then
-    echo "npm is needed for the Azurite emulator (apt-get install nodejs npm)" >&2
-    exit 1
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    else
+      echo "npm is needed for the Azurite emulator (apt-get install nodejs npm)" >&2
+      exit 1
+    fi
   fi
   (cd tests/emulators && npm ci --no-audit --no-fund --silent)
 fi
