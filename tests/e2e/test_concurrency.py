@@ -72,3 +72,52 @@ def test_64_concurrent_writers(server, monkeypatch, strict):
     runs = client.search_runs([eid], run_view_type=ViewType.ALL, max_results=1000)
     assert len(runs) == WRITERS
     assert {r.info.run_id for r in runs} == set(run_ids.values())
+
+
+def test_concurrent_writes_to_bad_runs_fail_alone(server):
+    """Concurrent single-metric writes are committed in groups: writes to a deleted or a
+    missing run, mixed into the same groups, get their own error and cost the others nothing."""
+    import requests
+
+    client = MlflowClient(tracking_uri=server.url)
+    eid = client.create_experiment(unique_name("bad-runs"))
+    runs = [client.create_run(eid).info.run_id for _ in range(12)]
+    deleted = set(runs[::4])
+    for run_id in deleted:
+        client.delete_run(run_id)
+    missing = "0" * 31 + "1"
+    targets = runs + [missing]
+    url = server.url + "/api/2.0/mlflow/runs/log-metric"
+    barrier = threading.Barrier(len(targets) * 2, timeout=120)
+
+    def writer(i):
+        run_id = targets[i % len(targets)]
+        session = requests.Session()
+        barrier.wait()
+        answers = []
+        for step in range(25):
+            body = {"run_id": run_id, "key": "m", "value": i * 100 + step, "timestamp": 1000 + step, "step": step}
+            r = session.post(url, json=body, timeout=60)
+            answers.append((r.status_code, r.json().get("error_code")))
+        return run_id, i, answers
+
+    with ThreadPoolExecutor(max_workers=len(targets) * 2) as pool:
+        results = list(pool.map(writer, range(len(targets) * 2)))
+    for run_id, i, answers in results:
+        if run_id == missing:
+            assert set(answers) == {(404, "RESOURCE_DOES_NOT_EXIST")}, answers
+        elif run_id in deleted:
+            assert set(answers) == {(400, "INVALID_PARAMETER_VALUE")}, answers
+        else:
+            assert set(answers) == {(200, None)}, answers
+    for run_id in runs:
+        hist = client.get_metric_history(run_id, "m")
+        if run_id in deleted:
+            assert hist == []
+            continue
+        # two writers per run, 25 steps each, every value there once
+        i = runs.index(run_id)
+        writers = [i, i + len(targets)]
+        assert sorted(m.value for m in hist) == sorted(float(w * 100 + s) for w in writers for s in range(25))
+        # latest: the greatest (step, timestamp, value)
+        assert client.get_run(run_id).data.metrics["m"] == float(writers[1] * 100 + 24)

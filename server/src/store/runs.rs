@@ -56,6 +56,55 @@ pub struct NewMetric {
     pub dataset_digest: Option<String>,
 }
 
+/// One metric row to write, with the run it belongs to.
+pub struct MetricRow<'a> {
+    pub run_id: &'a str,
+    pub metric: &'a NewMetric,
+}
+
+/// Appends `(key, value, timestamp, step, is_nan, run_uuid)` as the `i`-th VALUES row.
+fn push_metric_values(sql: &mut super::sql::Sql, i: usize, run_id: &str, m: &NewMetric) {
+    let (value, is_nan) = stored_value(m.value);
+    sql.push(if i == 0 { "(" } else { ", (" })
+        .bind(m.key.as_str())
+        .push(", ")
+        .bind(value)
+        .push(", ")
+        .bind(m.timestamp)
+        .push(", ")
+        .bind(m.step)
+        .push(", ")
+        .bind(is_nan)
+        .push(", ")
+        .bind(run_id)
+        .push(")");
+}
+
+/// The rows of a two-column text query, as a map from the first column to the second.
+async fn string_map(
+    conn: &mut AnyConnection,
+    sql: &super::sql::Sql,
+) -> Result<HashMap<String, String>> {
+    Ok(sql
+        .query()
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            (
+                get_str(r, 0).unwrap_or_default(),
+                get_str(r, 1).unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+fn not_active(run_id: &str, stage: &str) -> MlflowError {
+    MlflowError::invalid(format!(
+        "The run {run_id} must be in the 'active' state. Current state is {stage}."
+    ))
+}
+
 /// Everything one log-batch writes, applied in one transaction.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -196,9 +245,7 @@ impl Store {
             .ok_or_else(|| not_found(run_id))?;
         let stage = get_str(&row, 0).unwrap_or_default();
         if stage != "active" {
-            return Err(MlflowError::invalid(format!(
-                "The run {run_id} must be in the 'active' state. Current state is {stage}."
-            )));
+            return Err(not_active(run_id, &stage));
         }
         Ok(get_i64(&row, 1).unwrap_or(0))
     }
@@ -487,7 +534,12 @@ impl Store {
         let experiment_id = self.active_run_in(conn, run_id).await?;
         self.insert_params(conn, run_id, &batch.params).await?;
         self.upsert_tags(conn, run_id, &batch.tags).await?;
-        self.insert_metrics(conn, run_id, &batch.metrics).await?;
+        let rows: Vec<MetricRow> = batch
+            .metrics
+            .iter()
+            .map(|metric| MetricRow { run_id, metric })
+            .collect();
+        self.insert_metrics(conn, &rows).await?;
         self.insert_model_metrics(conn, run_id, experiment_id, &batch.metrics)
             .await
     }
@@ -509,18 +561,7 @@ impl Store {
         .bind(run_id)
         .push(&format!(" AND {key} IN "))
         .bind_list(params.iter().map(|p| p.key.as_str()));
-        let existing: HashMap<String, String> = sql
-            .query()
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| {
-                (
-                    get_str(r, 0).unwrap_or_default(),
-                    get_str(r, 1).unwrap_or_default(),
-                )
-            })
-            .collect();
+        let existing = string_map(conn, &sql).await?;
         let mut new = Vec::new();
         for p in params {
             match existing.get(&p.key) {
@@ -638,21 +679,34 @@ impl Store {
         Ok(())
     }
 
-    async fn insert_metrics(
+    /// Inserts metric rows (of one run or of several) and moves each `(run, key)`'s latest
+    /// value forward, in a few multi-row statements.
+    pub(super) async fn insert_metrics(
         &self,
         conn: &mut AnyConnection,
-        run_id: &str,
-        metrics: &[NewMetric],
+        rows: &[MetricRow<'_>],
     ) -> Result<()> {
-        if metrics.is_empty() {
+        if rows.is_empty() {
             return Ok(());
         }
         let key = self.dialect.key_col();
-        // Every transaction takes its index locks in one order (key first, as the primary key
-        // is), which keeps concurrent batches on PostgreSQL and MySQL from deadlocking.
-        let mut sorted: Vec<&NewMetric> = metrics.iter().collect();
+        // Every transaction takes its index locks in one order (the primary key's: key,
+        // timestamp, step, run), which keeps concurrent writers on PostgreSQL and MySQL from
+        // deadlocking.
+        let mut sorted: Vec<&MetricRow> = rows.iter().collect();
         sorted.sort_by(|a, b| {
-            (a.key.as_str(), a.timestamp, a.step).cmp(&(b.key.as_str(), b.timestamp, b.step))
+            let ka = (
+                a.metric.key.as_str(),
+                a.metric.timestamp,
+                a.metric.step,
+                a.run_id,
+            );
+            ka.cmp(&(
+                b.metric.key.as_str(),
+                b.metric.timestamp,
+                b.metric.step,
+                b.run_id,
+            ))
         });
         for chunk in sorted.chunks(CHUNK / 6) {
             let mut sql = self.sql();
@@ -660,67 +714,61 @@ impl Store {
                 "metrics",
                 &format!("{key}, value, timestamp, step, is_nan, run_uuid"),
             ));
-            for (i, m) in chunk.iter().enumerate() {
-                let (value, is_nan) = stored_value(m.value);
-                sql.push(if i == 0 { "(" } else { ", (" })
-                    .bind(&m.key)
-                    .push(", ")
-                    .bind(value)
-                    .push(", ")
-                    .bind(m.timestamp)
-                    .push(", ")
-                    .bind(m.step)
-                    .push(", ")
-                    .bind(is_nan)
-                    .push(", ")
-                    .bind(run_id)
-                    .push(")");
+            for (i, row) in chunk.iter().enumerate() {
+                push_metric_values(&mut sql, i, row.run_id, row.metric);
             }
             sql.push(self.dialect.insert_ignore_suffix());
             sql.query().execute(&mut *conn).await?;
         }
-        // One row per distinct key, holding the batch's own maximum, upserted in multi-row
-        // statements: a 1000-metric batch costs a handful of statements, not a thousand.
-        let mut best: HashMap<&str, &NewMetric> = HashMap::with_capacity(metrics.len());
-        let mut order: Vec<&str> = Vec::new();
-        for m in metrics {
-            let candidate = (m.step, m.timestamp, stored_value(m.value).0);
-            match best.get_mut(m.key.as_str()) {
-                Some(b) => {
-                    if candidate > (b.step, b.timestamp, stored_value(b.value).0) {
+        // One row per distinct (run, key), holding the rows' own maximum, upserted in
+        // multi-row statements: a 1000-metric batch, or a group of a hundred log-metric
+        // requests on one key, costs a handful of statements and one row update per key.
+        let mut best: HashMap<(&str, &str), &NewMetric> = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let m = row.metric;
+            best.entry((m.key.as_str(), row.run_id))
+                .and_modify(|b| {
+                    let current = (b.step, b.timestamp, stored_value(b.value).0);
+                    if (m.step, m.timestamp, stored_value(m.value).0) > current {
                         *b = m;
                     }
-                }
-                None => {
-                    order.push(m.key.as_str());
-                    best.insert(m.key.as_str(), m);
-                }
-            }
+                })
+                .or_insert(m);
         }
+        let mut order: Vec<(&str, &str)> = best.keys().copied().collect();
         order.sort_unstable();
         let (head, tail) = self.dialect.latest_metric_upsert();
         for chunk in order.chunks(CHUNK / 6) {
             let mut sql = self.sql();
             sql.push(head);
-            for (i, key) in chunk.iter().enumerate() {
-                let m = best[key];
-                let (value, is_nan) = stored_value(m.value);
-                sql.push(if i == 0 { "(" } else { ", (" })
-                    .bind(*key)
-                    .push(", ")
-                    .bind(value)
-                    .push(", ")
-                    .bind(m.timestamp)
-                    .push(", ")
-                    .bind(m.step)
-                    .push(", ")
-                    .bind(is_nan)
-                    .push(", ")
-                    .bind(run_id)
-                    .push(")");
+            for (i, k) in chunk.iter().enumerate() {
+                push_metric_values(&mut sql, i, k.1, best[k]);
             }
             sql.push(tail);
             sql.query().execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Checks that every run is active, in one statement; the first run that is missing or
+    /// not active gives the error a single write to it would.
+    pub(super) async fn check_active_runs(
+        &self,
+        conn: &mut AnyConnection,
+        run_ids: &[&str],
+    ) -> Result<()> {
+        for chunk in run_ids.chunks(CHUNK) {
+            let mut sql = self.sql();
+            sql.push("SELECT run_uuid, lifecycle_stage FROM runs WHERE run_uuid IN ")
+                .bind_list(chunk.iter().copied());
+            let stages = string_map(conn, &sql).await?;
+            for run_id in chunk {
+                match stages.get(*run_id) {
+                    None => return Err(not_found(run_id)),
+                    Some(stage) if stage != "active" => return Err(not_active(run_id, stage)),
+                    Some(_) => {}
+                }
+            }
         }
         Ok(())
     }
