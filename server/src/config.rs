@@ -14,6 +14,8 @@ pub struct ServerConfig {
     pub artifacts_destination: String,
     pub artifacts_only: bool,
     pub workers: usize,
+    /// Database connections per process, when set by the operator.
+    pub db_pool_size: Option<u32>,
     pub static_prefix: Option<String>,
 }
 
@@ -71,6 +73,7 @@ impl ServerConfig {
             artifacts_destination: args.artifacts_destination,
             artifacts_only: args.artifacts_only,
             workers,
+            db_pool_size: args.db_pool_size,
             static_prefix,
         })
     }

@@ -115,6 +115,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         uri: config.backend_store_uri.clone(),
         default_artifact_root: config.default_artifact_root.clone(),
         max_connections: (config.workers as u32 * 2).clamp(4, 64),
+        pool_size: config.db_pool_size,
     })
     .await?;
     let artifacts = if config.serve_artifacts {

@@ -25,6 +25,7 @@ async fn metric_values_round_trip_exactly() {
         uri: format!("sqlite:///{}/m.db", dir.display()),
         default_artifact_root: "mlflow-artifacts:/".into(),
         max_connections: 2,
+        pool_size: None,
     })
     .await
     .unwrap();

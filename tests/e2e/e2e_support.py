@@ -123,7 +123,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def server_command(binary, port, backend_uri, artifacts_dest):
+def server_command(binary, port, backend_uri, artifacts_dest, extra_args=()):
     exe = str(PY_MLFLOW) if binary == "python" else binary
     cmd = [
         exe,
@@ -139,13 +139,15 @@ def server_command(binary, port, backend_uri, artifacts_dest):
     ]
     if binary == "python":
         cmd += ["--workers", "1"]
-    return cmd
+    return cmd + list(extra_args)
 
 
 class ServerProcess:
     """A running `mlflow server`; `.url`, `.tmp`, `.log_path`, `.db_path`."""
 
-    def __init__(self, binary, tmp, db_path=None, health_timeout=None, backend_uri=None, extra_env=None):
+    def __init__(
+        self, binary, tmp, db_path=None, health_timeout=None, backend_uri=None, extra_env=None, extra_args=()
+    ):
         if health_timeout is None:
             # Ours must be healthy within 60 s; the Python oracle needs ~12 s on an idle machine
             # and much longer on a loaded one.
@@ -161,7 +163,11 @@ class ServerProcess:
         env = dict(os.environ)
         env.pop("MLFLOW_TRACKING_URI", None)
         env["NO_COLOR"] = "1"
-        env.update(extra_env or {})
+        for name, value in (extra_env or {}).items():  # None removes a variable
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         if binary == "python":
             env["PATH"] = f"{VENV / 'bin'}:{env.get('PATH', '')}"
             # The reference server's default SQLAlchemy pool (5 + 10 overflow) times out with 64
@@ -169,7 +175,7 @@ class ServerProcess:
             env.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "64")
             env.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "16")
         self.backend_uri = backend_uri or f"sqlite:///{self.db_path}"
-        cmd = server_command(binary, self.port, self.backend_uri, self.tmp / "mlartifacts")
+        cmd = server_command(binary, self.port, self.backend_uri, self.tmp / "mlartifacts", extra_args)
         self.proc = subprocess.Popen(
             cmd,
             cwd=self.tmp,

@@ -89,6 +89,14 @@ pub struct ServerArgs {
     #[arg(short = 'w', long, env = "MLFLOW_WORKERS")]
     pub workers: Option<usize>,
 
+    /// Connections this process keeps to PostgreSQL/MySQL; keep the sum over all server
+    /// processes under the database's connection limit [default:
+    /// MLFLOW_SQLALCHEMYSTORE_POOL_SIZE + MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW when set, else
+    /// twice --workers, 4 to 64]
+    #[arg(long, env = "MLFLOW_DB_POOL_SIZE", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub db_pool_size: Option<u32>,
+
     /// A path prefix for every route, such as /mlflow.
     #[arg(long, env = "MLFLOW_STATIC_PREFIX")]
     pub static_prefix: Option<String>,

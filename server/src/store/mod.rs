@@ -40,6 +40,9 @@ pub struct StoreOptions {
     pub default_artifact_root: String,
     /// Upper bound of pooled connections for readers (and all connections on servers).
     pub max_connections: u32,
+    /// Connections to PostgreSQL/MySQL as the operator set them (`--db-pool-size`); ahead
+    /// of the Python server's pool variables and of `max_connections`.
+    pub pool_size: Option<u32>,
 }
 
 /// Errors opening the store; these stop the server before it listens.
@@ -207,7 +210,7 @@ impl Store {
         sqlx::any::install_default_drivers();
         let uri = StoreUri::parse(&options.uri).map_err(OpenError::BadUri)?;
         schema::check_before_open(&uri).await?;
-        let (writer, reader) = connect_pools(&uri, options.max_connections).await?;
+        let (writer, reader) = connect_pools(&uri, options).await?;
         let mut store = Store {
             dialect: uri.dialect(),
             writer,
@@ -284,8 +287,12 @@ impl Store {
     }
 }
 
-async fn connect_pools(uri: &StoreUri, max: u32) -> Result<(AnyPool, AnyPool), sqlx::Error> {
+async fn connect_pools(
+    uri: &StoreUri,
+    options: &StoreOptions,
+) -> Result<(AnyPool, AnyPool), sqlx::Error> {
     let url = uri.sqlx_url();
+    let max = options.max_connections;
     match uri {
         StoreUri::Sqlite { memory, .. } => {
             let writer = sqlite_pool(&url, 1, WRITER_CACHE_KIB).await?;
@@ -304,7 +311,7 @@ async fn connect_pools(uri: &StoreUri, max: u32) -> Result<(AnyPool, AnyPool), s
             let dialect = uri.dialect();
             let timeout_ms = statement_timeout_ms();
             let pool = AnyPoolOptions::new()
-                .max_connections(pool_size(max))
+                .max_connections(options.pool_size.unwrap_or_else(|| pool_size(max)))
                 // A request waits this long for a connection, then answers 503.
                 .acquire_timeout(acquire_timeout())
                 // Checks a pooled connection before use, so after a database restart the first
