@@ -19,6 +19,22 @@ use crate::wire::{
 pub const RUN_NAME_TAG: &str = "mlflow.runName";
 const RUN_COLUMNS: &str = "runs.run_uuid, runs.name, runs.user_id, runs.status, runs.start_time, \
      runs.end_time, runs.artifact_uri, runs.lifecycle_stage, runs.experiment_id";
+const RUN_COLUMN_COUNT: usize = 9;
+/// PostgreSQL: a page's run columns (from a derived table named `runs`), then its params,
+/// tags and latest metrics as JSON arrays in the shapes SQLite's aggregation gives (the
+/// value as text: PostgreSQL prints doubles shortest and exact), then 1 where the run has
+/// dataset or model inputs or outputs.
+const PG_RUN_DATA_SELECT: &str = "SELECT runs.*, \
+     (SELECT json_agg(json_build_array(p.key, p.value))::text FROM params p \
+      WHERE p.run_uuid = runs.run_uuid), \
+     (SELECT json_agg(json_build_array(t.key, t.value))::text FROM tags t \
+      WHERE t.run_uuid = runs.run_uuid), \
+     (SELECT json_agg(json_build_array(lm.key, lm.value::text, lm.timestamp, lm.step, \
+      lm.is_nan::int))::text FROM latest_metrics lm WHERE lm.run_uuid = runs.run_uuid), \
+     CASE WHEN EXISTS (SELECT 1 FROM inputs i WHERE i.destination_type = 'RUN' \
+      AND i.destination_id = runs.run_uuid) OR EXISTS (SELECT 1 FROM inputs i \
+      WHERE i.source_type IN ('RUN_INPUT', 'RUN_OUTPUT') AND i.source_id = runs.run_uuid) \
+     THEN 1 ELSE 0 END";
 /// One latest metric as SQLite's JSON aggregation writes it:
 /// `[key, "%.17g value", timestamp, step, is_nan]`.
 type JsonMetric = (String, String, Option<i64>, Option<i64>, Option<i64>);
@@ -1085,6 +1101,10 @@ impl Store {
             });
         }
         let mut sql = self.sql();
+        if self.dialect == Dialect::Postgres {
+            // The page's runs with their data as JSON (see `search_page_with_data`).
+            sql.push(PG_RUN_DATA_SELECT).push(" FROM (");
+        }
         sql.push("SELECT ")
             .push(RUN_COLUMNS)
             .push(" FROM runs WHERE runs.experiment_id IN ")
@@ -1096,11 +1116,77 @@ impl Store {
             run_clause(&mut sql, clause);
         }
         run_order(&mut sql, order);
+        if self.dialect == Dialect::Postgres {
+            return self
+                .search_page_with_data(sql, order, max_results, offset)
+                .await;
+        }
         let (infos, has_more) = self
             .fetch_page(sql, max_results, offset, info_from_row)
             .await?;
         Ok(Page {
             items: self.load_runs(infos).await?,
+            has_more,
+        })
+    }
+
+    /// PostgreSQL: one statement returns the page and each run's params, tags and latest
+    /// metrics as JSON, where separate queries per kind would cost the database a statement
+    /// (planned afresh, with a hundred-id IN list) each. `sql` is the page's query up to its
+    /// ORDER BY, preceded by `PG_RUN_DATA_SELECT ... FROM (`; the derived table is named
+    /// `runs`, so the outer ORDER BY is the inner one's text. Inputs are read separately,
+    /// for the runs that have any.
+    async fn search_page_with_data(
+        &self,
+        mut sql: super::sql::Sql,
+        order: &[OrderKey],
+        max_results: i64,
+        offset: i64,
+    ) -> Result<Page<Run>> {
+        sql.push(" LIMIT ")
+            .bind(max_results + 1)
+            .push(" OFFSET ")
+            .bind(offset)
+            .push(") runs");
+        run_order(&mut sql, order);
+        let rows = self.fetch_all(&sql).await?;
+        let has_more = rows.len() as i64 > max_results;
+        let mut runs = Vec::with_capacity(rows.len());
+        let mut with_inputs = Vec::new();
+        for row in rows.iter().take(max_results as usize) {
+            let info = info_from_row(row);
+            let col = RUN_COLUMN_COUNT;
+            let mut data = RunData {
+                params: key_values_from_json(get_str(row, col).as_deref())?,
+                tags: key_values_from_json(get_str(row, col + 1).as_deref())?,
+                metrics: metrics_from_json(get_str(row, col + 2).as_deref().unwrap_or("[]"))?,
+            };
+            data.params.sort_by(|a, b| a.key.cmp(&b.key));
+            if get_i64(row, col + 3).unwrap_or(0) != 0 {
+                with_inputs.push(info.run_id.clone());
+            }
+            runs.push(Run {
+                info,
+                data,
+                inputs: RunInputs::default(),
+                outputs: RunOutputs::default(),
+            });
+        }
+        if !with_inputs.is_empty() {
+            let mut loaded = HashMap::new();
+            let mut conn = self.reader.acquire().await?;
+            for chunk in with_inputs.chunks(CHUNK) {
+                self.load_inputs(&mut conn, chunk, &mut loaded).await?;
+            }
+            for run in &mut runs {
+                if let Some((_, inputs, outputs)) = loaded.remove(&run.info.run_id) {
+                    run.inputs = inputs;
+                    run.outputs = outputs;
+                }
+            }
+        }
+        Ok(Page {
+            items: runs,
             has_more,
         })
     }
