@@ -510,7 +510,10 @@ TARGETS = {
 }
 
 
-def cpu_seconds(pids):
+def cpu_seconds(pids, reaped=False):
+    """utime + stime of `pids`; with `reaped`, also the CPU time of their children that have
+    exited and been waited for (cutime + cstime): a database backend that ends during a
+    phase (a client pool closing overflow connections) is counted in its postmaster's."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
@@ -521,6 +524,8 @@ def cpu_seconds(pids):
             continue
         fields = st[st.rfind(")") + 2:].split()
         total += int(fields[11]) + int(fields[12])  # utime + stime
+        if reaped:
+            total += int(fields[13]) + int(fields[14])  # cutime + cstime
     return total / tick
 
 
@@ -539,9 +544,15 @@ def db_pids(names):
 
 def cmd_cpu(a):
     """Cumulative CPU seconds of the server's process tree and of the database's processes."""
-    # per database process: backends come and go, so a phase's delta is taken per pid
-    db = {str(p): cpu_seconds([p]) for p in db_pids(set(a.db_names.split(",")))}
-    write_json(a.out, {"server_s": cpu_seconds(tree(a.pid)), "db": db})
+    # per database process: backends come and go, so a phase's delta is taken per pid; the
+    # ones that end within the phase are counted through their parent's reaped-children time
+    # (with their whole life, a small overcount for connections opened before the phase)
+    db = {str(p): cpu_seconds([p], reaped=True) for p in db_pids(set(a.db_names.split(",")))}
+    # and the whole machine's busy time, the bound both must fit in
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:9]]
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+    write_json(a.out, {"server_s": cpu_seconds(tree(a.pid)), "db": db, "machine_s": busy})
 
 
 def load(path):
@@ -727,7 +738,8 @@ def cmd_report(a):
     def cpu_cell(r):
         if "cpu_server_s" not in r:
             return "n/a"
-        return f"{r['cpu_server_s']:.1f} / {r['cpu_db_s']:.1f}"
+        machine = r.get("cpu_machine_s")
+        return f"{r['cpu_server_s']:.1f} / {r['cpu_db_s']:.1f}" + (f" / {machine:.1f}" if machine else "")
 
     details = []
     for s in sides:
@@ -746,7 +758,7 @@ def cmd_report(a):
     md.append("Per-run detail (wrk, measured phase only):")
     md.append("")
     md.append("| server | workload | requests | seconds | non-2xx | bad body | socket errors/timeouts "
-              "| p50 ms | p99 ms | load avg after | CPU s server / database |")
+              "| p50 ms | p99 ms | load avg after | CPU s server / database / machine |")
     md.append("|---|---|---|---|---|---|---|---|---|---|---|")
     md.extend(details)
     for s in sides:
