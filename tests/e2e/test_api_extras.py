@@ -633,3 +633,67 @@ def test_experiment_filters_the_python_server_rejects(client, filter_string):
 @pytest.mark.parametrize("order_by", ["`Run name`", "bogus", "lifecycle_stage", "params.p ASC NULLS"])
 def test_order_by_keys_the_python_server_rejects(client, experiment_id, order_by):
     assert error_code_of(client.search_runs, [experiment_id], order_by=[order_by]) == "INVALID_PARAMETER_VALUE"
+
+
+# ---------------------------------------------------------------- search returns data exactly
+
+
+# Ours only: MLflow 3.17.2's search-runs leaves out the model inputs that its runs/get returns.
+@pytest.mark.ours_only
+def test_search_returns_each_runs_data_exactly_as_get_run(client, ds):
+    """A search page carries every run's params, tags, latest metrics, inputs and outputs
+    exactly as runs/get does: doubles to the last bit, text with quotes, backslashes, newlines
+    and non-ASCII intact (on PostgreSQL the page is built as JSON inside the database)."""
+    eid = client.create_experiment(unique_name("exact"))
+    values = [0.1 + 0.2, 1 / 3, 1e-300, 5e-324, -0.0, 1.7976931348623157e308, 123456789.12345679,
+              float("inf"), float("-inf"), float("nan"), -2.5e-7]
+    texts = ['say "hi"', "back\\slash", "two\nlines", "tab\there", "ünïcødé ✓ 🚀", "{\"json\": [1]}", ""]
+    runs = {}
+    for i in range(3):
+        rid = client.create_run(eid, run_name=f"exact-{i}").info.run_id
+        client.log_batch(
+            rid,
+            metrics=[Metric(f"m{j}", v, 1000 + j, j) for j, v in enumerate(values)],
+            params=[Param(f"p{j}", t) for j, t in enumerate(texts)],
+            tags=[RunTag(f"t{j}", t) for j, t in enumerate(texts)],
+        )
+        if i == 0:  # a logged model as the run's output and as another run's input
+            from mlflow.entities import LoggedModelInput, LoggedModelOutput
+
+            model = client.create_logged_model(eid, name="exact-model", source_run_id=rid)
+            client.log_outputs(rid, [LoggedModelOutput(model.model_id, 3)])
+        if i == 1:
+            client.log_inputs(rid, models=[LoggedModelInput(model.model_id)])
+        runs[rid] = client.get_run(rid)
+    found = client.search_runs([eid, ds.eid], max_results=100)
+    assert {r.info.run_id for r in found} >= set(runs)
+    for run in found:
+        expected = runs.get(run.info.run_id) or client.get_run(run.info.run_id)
+        assert run.data.params == expected.data.params
+        assert run.data.tags == expected.data.tags
+        assert model_io(run) == model_io(expected)
+        assert exact(run.data.metrics) == exact(expected.data.metrics)
+    for run in (r for r in found if r.info.run_id in runs):
+        m = run.data.metrics
+        assert m["m0"] == 0.1 + 0.2 and m["m1"] == 1 / 3 and m["m2"] == 1e-300 and m["m3"] == 5e-324
+        assert m["m6"] == 123456789.12345679 and m["m10"] == -2.5e-7 and math.isnan(m["m9"])
+        assert run.data.params["p1"] == "back\\slash" and run.data.tags["t4"] == "ünïcødé ✓ 🚀"
+    ios = [model_io(r) for r in found if r.info.run_id in runs]
+    assert sum(len(io[1]) for io in ios) == 1 and sum(len(io[2]) for io in ios) == 1, ios
+
+
+def exact(metrics):
+    """Metric values compared bit for bit (NaN equal to NaN, -0.0 not equal to 0.0)."""
+    import struct
+
+    return {k: struct.pack("<d", v) for k, v in metrics.items()}
+
+
+def model_io(run):
+    """(dataset inputs, model inputs, model outputs) of a run, absent lists as empty ones."""
+    inputs, outputs = run.inputs, run.outputs
+    return (
+        sorted(str(d.to_dictionary()) for d in (inputs.dataset_inputs if inputs else [])),
+        [m.model_id for m in (inputs.model_inputs if inputs else [])],
+        [(m.model_id, m.step) for m in (outputs.model_outputs if outputs else [])],
+    )
