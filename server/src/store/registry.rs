@@ -453,24 +453,11 @@ impl Store {
             "SELECT {RM_COLUMNS} FROM registered_models rm WHERE rm.workspace = 'default'"
         ));
         push_registry_filter(&mut sql, clauses, RegistryTable::Models);
-        sql.push(" ORDER BY ");
-        let mut has_name = false;
-        for o in order {
-            has_name |= o.key == "name";
-            let column = if o.key == "name" {
-                "rm.name"
-            } else {
-                "rm.last_updated_time"
-            };
-            sql.push(&format!(
-                "{column} {}, ",
-                if o.ascending { "ASC" } else { "DESC" }
-            ));
-        }
-        if !has_name {
-            sql.push("rm.name ASC, ");
-        }
-        sql.text.truncate(sql.text.len() - 2);
+        let column = |key: &str| match key {
+            "name" => "rm.name",
+            _ => "rm.last_updated_time",
+        };
+        push_order_by(&mut sql, order, column, &[("rm.name", true)]);
         let (models, has_more) = self
             .fetch_page(sql, max_results, offset, rm_from_row)
             .await?;
@@ -937,33 +924,18 @@ impl Store {
         ))
         .bind(STAGE_DELETED_INTERNAL);
         push_registry_filter(&mut sql, clauses, RegistryTable::Versions);
-        sql.push(" ORDER BY ");
-        let (mut has_name, mut has_version) = (false, false);
-        for o in order {
-            let column = match o.key.as_str() {
-                "name" => {
-                    has_name = true;
-                    "mv.name"
-                }
-                "version_number" => {
-                    has_version = true;
-                    "mv.version"
-                }
-                "creation_timestamp" => "mv.creation_time",
-                _ => "mv.last_updated_time",
-            };
-            sql.push(&format!(
-                "{column} {}, ",
-                if o.ascending { "ASC" } else { "DESC" }
-            ));
-        }
-        if !has_name {
-            sql.push("mv.name ASC, ");
-        }
-        if !has_version {
-            sql.push("mv.version DESC, ");
-        }
-        sql.text.truncate(sql.text.len() - 2);
+        let column = |key: &str| match key {
+            "name" => "mv.name",
+            "version_number" => "mv.version",
+            "creation_timestamp" => "mv.creation_time",
+            _ => "mv.last_updated_time",
+        };
+        push_order_by(
+            &mut sql,
+            order,
+            column,
+            &[("mv.name", true), ("mv.version", false)],
+        );
         let (versions, has_more) = self
             .fetch_page(sql, max_results, offset, |r| mv_from_row(r).0)
             .await?;
@@ -1078,6 +1050,30 @@ fn is_querying_prompt(clauses: &[Clause]) -> bool {
             (Comparator::Ne, Literal::Str(v)) => v.eq_ignore_ascii_case("false"),
             _ => false,
         })
+}
+
+/// Appends ORDER BY: the requested keys as columns, then each tie-breaker column the request
+/// did not name, so that paging sees one fixed order.
+fn push_order_by(
+    sql: &mut Sql,
+    order: &[OrderKey],
+    column: impl Fn(&str) -> &'static str,
+    tie_breakers: &[(&'static str, bool)],
+) {
+    let mut items: Vec<(&str, bool)> = order
+        .iter()
+        .map(|o| (column(&o.key), o.ascending))
+        .collect();
+    for &(tie, ascending) in tie_breakers {
+        if !items.iter().any(|&(c, _)| c == tie) {
+            items.push((tie, ascending));
+        }
+    }
+    let list: Vec<String> = items
+        .iter()
+        .map(|&(c, asc)| format!("{c} {}", if asc { "ASC" } else { "DESC" }))
+        .collect();
+    sql.push(" ORDER BY ").push(&list.join(", "));
 }
 
 /// Appends ` AND ...` for every clause, plus MLflow's prompt exclusion: unless the filter
