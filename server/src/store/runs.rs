@@ -38,6 +38,32 @@ const PG_RUN_DATA_SELECT: &str = "SELECT runs.*, \
       AND i.destination_id = runs.run_uuid) OR EXISTS (SELECT 1 FROM inputs i \
       WHERE i.source_type IN ('RUN_INPUT', 'RUN_OUTPUT') AND i.source_id = runs.run_uuid) \
      THEN 1 ELSE 0 END";
+/// SQLite: a whole search page as one JSON document, `[[info columns], params, tags, latest
+/// metrics, has inputs]` per run, aggregated over a derived table named `runs` (the caller
+/// appends the aggregate's ORDER BY, then `) FROM (page query) runs`). Every row SQLite
+/// returns is a hand-over between its thread and the runtime; one row instead of two
+/// hundred per page.
+const SQLITE_PAGE_SELECT: &str = "SELECT json_group_array(json_array(\
+     json_array(runs.run_uuid, runs.name, runs.user_id, runs.status, runs.start_time, \
+      runs.end_time, runs.artifact_uri, runs.lifecycle_stage, runs.experiment_id), \
+     json((SELECT json_group_array(json_array(p.key, p.value)) FROM params p \
+      WHERE p.run_uuid = runs.run_uuid)), \
+     json((SELECT json_group_array(json_array(t.key, t.value)) FROM tags t \
+      WHERE t.run_uuid = runs.run_uuid)), \
+     json((SELECT json_group_array(json_array(lm.key, printf('%!.17g', lm.value), \
+      lm.timestamp, lm.step, lm.is_nan)) FROM latest_metrics lm \
+      WHERE lm.run_uuid = runs.run_uuid)), \
+     EXISTS (SELECT 1 FROM inputs i WHERE i.destination_type = 'RUN' \
+      AND i.destination_id = runs.run_uuid) OR EXISTS (SELECT 1 FROM inputs i \
+      WHERE i.source_type IN ('RUN_INPUT', 'RUN_OUTPUT') AND i.source_id = runs.run_uuid))";
+/// One run of `SQLITE_PAGE_SELECT`'s document.
+type JsonRun = (
+    InfoColumns,
+    Vec<(String, Option<String>)>,
+    Vec<(String, Option<String>)>,
+    Vec<JsonMetric>,
+    i64,
+);
 /// One latest metric as SQLite's JSON aggregation writes it:
 /// `[key, "%.17g value", timestamp, step, is_nan]`.
 type JsonMetric = (String, String, Option<i64>, Option<i64>, Option<i64>);
@@ -46,19 +72,46 @@ const CHUNK: usize = 500;
 /// MLflow stores infinities as the largest finite doubles.
 const MAX_DOUBLE: f64 = 1.797_693_134_862_315_7e308;
 
+/// The `RUN_COLUMNS` of one run, as read from a row or from a JSON array.
+type InfoColumns = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
 fn info_from_row(row: &AnyRow) -> RunInfo {
-    let id = get_str(row, 0).unwrap_or_default();
+    info_from_columns((
+        get_str(row, 0),
+        get_str(row, 1),
+        get_str(row, 2),
+        get_str(row, 3),
+        get_i64(row, 4),
+        get_i64(row, 5),
+        get_str(row, 6),
+        get_str(row, 7),
+        get_i64(row, 8),
+    ))
+}
+
+fn info_from_columns(c: InfoColumns) -> RunInfo {
+    let id = c.0.unwrap_or_default();
     RunInfo {
         run_uuid: id.clone(),
         run_id: id,
-        run_name: get_str(row, 1).unwrap_or_default(),
-        user_id: get_str(row, 2).unwrap_or_default(),
-        status: get_str(row, 3).unwrap_or_else(|| "RUNNING".into()),
-        start_time: get_i64(row, 4),
-        end_time: get_i64(row, 5),
-        artifact_uri: get_str(row, 6).unwrap_or_default(),
-        lifecycle_stage: get_str(row, 7).unwrap_or_else(|| "active".into()),
-        experiment_id: get_i64(row, 8).unwrap_or_default().to_string(),
+        run_name: c.1.unwrap_or_default(),
+        user_id: c.2.unwrap_or_default(),
+        status: c.3.unwrap_or_else(|| "RUNNING".into()),
+        start_time: c.4,
+        end_time: c.5,
+        artifact_uri: c.6.unwrap_or_default(),
+        lifecycle_stage: c.7.unwrap_or_else(|| "active".into()),
+        experiment_id: c.8.unwrap_or_default().to_string(),
     }
 }
 
@@ -1120,6 +1173,11 @@ impl Store {
                 .push(" AND r.lifecycle_stage IN ")
                 .bind_list(view.stages().iter().copied());
         } else {
+            if self.dialect == Dialect::Sqlite {
+                sql.push(SQLITE_PAGE_SELECT);
+                run_order(&mut sql, order);
+                sql.push(") FROM (");
+            }
             sql.push("SELECT ")
                 .push(RUN_COLUMNS)
                 .push(" FROM runs WHERE runs.experiment_id IN ")
@@ -1132,10 +1190,14 @@ impl Store {
             run_clause(&mut sql, clause);
         }
         run_order(&mut sql, order);
-        if self.dialect == Dialect::Postgres {
-            return self
-                .search_page_with_data(sql, order, max_results, offset)
-                .await;
+        match self.dialect {
+            Dialect::Postgres => {
+                return self
+                    .search_page_with_data(sql, order, max_results, offset)
+                    .await
+            }
+            Dialect::Sqlite => return self.search_page_json(sql, max_results, offset).await,
+            Dialect::Mysql => {}
         }
         let (infos, has_more) = self
             .fetch_page(sql, max_results, offset, info_from_row)
@@ -1167,44 +1229,90 @@ impl Store {
         run_order(&mut sql, order);
         let rows = self.fetch_all(&sql).await?;
         let has_more = rows.len() as i64 > max_results;
-        let mut runs = Vec::with_capacity(rows.len());
-        let mut with_inputs = Vec::new();
+        let mut page = Vec::with_capacity(rows.len());
         for row in rows.iter().take(max_results as usize) {
-            let info = info_from_row(row);
             let col = RUN_COLUMN_COUNT;
-            let mut data = RunData {
+            let data = RunData {
                 params: key_values_from_json(get_str(row, col).as_deref())?,
                 tags: key_values_from_json(get_str(row, col + 1).as_deref())?,
                 metrics: metrics_from_json(get_str(row, col + 2).as_deref().unwrap_or("[]"))?,
             };
-            data.params.sort_by(|a, b| a.key.cmp(&b.key));
-            if get_i64(row, col + 3).unwrap_or(0) != 0 {
-                with_inputs.push(info.run_id.clone());
-            }
-            runs.push(Run {
-                info,
+            page.push((
+                info_from_row(row),
                 data,
-                inputs: RunInputs::default(),
-                outputs: RunOutputs::default(),
-            });
+                get_i64(row, col + 3).unwrap_or(0) != 0,
+            ));
         }
+        self.finish_page(page, has_more).await
+    }
+
+    /// SQLite: the page as one JSON row (see `SQLITE_PAGE_SELECT`); `sql` ends with the page
+    /// query's ORDER BY.
+    async fn search_page_json(
+        &self,
+        mut sql: super::sql::Sql,
+        max_results: i64,
+        offset: i64,
+    ) -> Result<Page<Run>> {
+        sql.push(" LIMIT ")
+            .bind(max_results + 1)
+            .push(" OFFSET ")
+            .bind(offset)
+            .push(") runs");
+        let row = self.fetch_optional(&sql).await?;
+        let json = row.and_then(|r| get_str(&r, 0));
+        let runs: Vec<JsonRun> = serde_json::from_str(json.as_deref().unwrap_or("[]"))
+            .map_err(|e| MlflowError::internal(format!("cannot read a page of runs: {e}")))?;
+        let has_more = runs.len() as i64 > max_results;
+        let mut page = Vec::with_capacity(runs.len());
+        for (info, params, tags, metrics, has_inputs) in runs.into_iter().take(max_results as usize)
+        {
+            let data = RunData {
+                params: key_values(params),
+                tags: key_values(tags),
+                metrics: metrics_from_items(metrics),
+            };
+            page.push((info_from_columns(info), data, has_inputs != 0));
+        }
+        self.finish_page(page, has_more).await
+    }
+
+    /// Turns a search page's runs into `Run`s: params sorted by key, and inputs and outputs
+    /// read for the runs flagged as having any.
+    async fn finish_page(
+        &self,
+        page: Vec<(RunInfo, RunData, bool)>,
+        has_more: bool,
+    ) -> Result<Page<Run>> {
+        let with_inputs: Vec<String> = page
+            .iter()
+            .filter(|(_, _, has)| *has)
+            .map(|(info, _, _)| info.run_id.clone())
+            .collect();
+        let mut loaded = HashMap::new();
         if !with_inputs.is_empty() {
-            let mut loaded = HashMap::new();
             let mut conn = self.reader.acquire().await?;
             for chunk in with_inputs.chunks(CHUNK) {
                 self.load_inputs(&mut conn, chunk, &mut loaded).await?;
             }
-            for run in &mut runs {
-                if let Some((_, inputs, outputs)) = loaded.remove(&run.info.run_id) {
-                    run.inputs = inputs;
-                    run.outputs = outputs;
-                }
-            }
         }
-        Ok(Page {
-            items: runs,
-            has_more,
-        })
+        let items = page
+            .into_iter()
+            .map(|(info, mut data, _)| {
+                data.params.sort_by(|a, b| a.key.cmp(&b.key));
+                let (inputs, outputs) = loaded
+                    .remove(&info.run_id)
+                    .map(|(_, i, o)| (i, o))
+                    .unwrap_or_default();
+                Run {
+                    info,
+                    data,
+                    inputs,
+                    outputs,
+                }
+            })
+            .collect();
+        Ok(Page { items, has_more })
     }
 }
 
@@ -1213,7 +1321,11 @@ impl Store {
 fn metrics_from_json(json: &str) -> Result<Vec<Metric>> {
     let items: Vec<JsonMetric> = serde_json::from_str(json)
         .map_err(|e| MlflowError::internal(format!("cannot read latest metrics: {e}")))?;
-    Ok(items
+    Ok(metrics_from_items(items))
+}
+
+fn metrics_from_items(items: Vec<JsonMetric>) -> Vec<Metric> {
+    items
         .into_iter()
         .map(|(key, value, timestamp, step, is_nan)| Metric {
             key,
@@ -1229,20 +1341,24 @@ fn metrics_from_json(json: &str) -> Result<Vec<Metric>> {
             model_id: None,
             run_id: None,
         })
-        .collect())
+        .collect()
 }
 
 /// Params or tags from SQLite's `json_group_array(json_array(key, value))`.
 fn key_values_from_json(json: Option<&str>) -> Result<Vec<KeyValue>> {
     let items: Vec<(String, Option<String>)> = serde_json::from_str(json.unwrap_or("[]"))
         .map_err(|e| MlflowError::internal(format!("cannot read params or tags: {e}")))?;
-    Ok(items
+    Ok(key_values(items))
+}
+
+fn key_values(items: Vec<(String, Option<String>)>) -> Vec<KeyValue> {
+    items
         .into_iter()
         .map(|(key, value)| KeyValue {
             key,
             value: value.unwrap_or_default(),
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
