@@ -1221,11 +1221,7 @@ impl Store {
         max_results: i64,
         offset: i64,
     ) -> Result<Page<Run>> {
-        sql.push(" LIMIT ")
-            .bind(max_results + 1)
-            .push(" OFFSET ")
-            .bind(offset)
-            .push(") runs");
+        close_page(&mut sql, max_results, offset);
         run_order(&mut sql, order);
         let rows = self.fetch_all(&sql).await?;
         let has_more = rows.len() as i64 > max_results;
@@ -1254,11 +1250,7 @@ impl Store {
         max_results: i64,
         offset: i64,
     ) -> Result<Page<Run>> {
-        sql.push(" LIMIT ")
-            .bind(max_results + 1)
-            .push(" OFFSET ")
-            .bind(offset)
-            .push(") runs");
+        close_page(&mut sql, max_results, offset);
         let row = self.fetch_optional(&sql).await?;
         let json = row.and_then(|r| get_str(&r, 0));
         let runs: Vec<JsonRun> = serde_json::from_str(json.as_deref().unwrap_or("[]"))
@@ -1314,6 +1306,16 @@ impl Store {
             .collect();
         Ok(Page { items, has_more })
     }
+}
+
+/// Ends a search page's query: one row more than the page (to learn whether another follows)
+/// from `offset`, closing the derived table `runs` it is read through.
+fn close_page(sql: &mut super::sql::Sql, max_results: i64, offset: i64) {
+    sql.push(" LIMIT ")
+        .bind(max_results + 1)
+        .push(" OFFSET ")
+        .bind(offset)
+        .push(") runs");
 }
 
 /// Latest metrics from SQLite's `json_group_array(json_array(key, '%!.17g' value, timestamp,
