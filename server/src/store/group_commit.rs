@@ -3,6 +3,8 @@
 //! Small writes (log-metric, log-param, set-tag, log-batch) queue here; one task takes
 //! whatever has queued up, applies it in one transaction and commits once, then answers
 //! every request. Each request is still acknowledged only after its data is committed.
+//! Within a group, plain metric writes are merged into one run check, one insert and one
+//! latest-metric upsert; the others are applied one after the other.
 //! If any write in a group fails (a changed param, a deleted run), the group is rolled
 //! back and every write is retried in a transaction of its own, so one bad request never
 //! affects another and a rejected batch writes nothing. On PostgreSQL and MySQL a group can
