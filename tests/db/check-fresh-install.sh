@@ -32,16 +32,16 @@ EOF
 fi
 rm -rf "$root"
 tar -C "$(dirname "$root")" -xf "$base"
-mkdir -p "$root/root/tests/db"
-cp tests/db/setup.sh "$root/root/tests/db/setup.sh"
+mkdir -p "$root/opt/setup-check"
+cp tests/db/setup.sh "$root/opt/setup-check/setup.sh"
 
 # What runs on the "machine": a fresh install, a second run, logins over TCP, a clean stop.
 # shellcheck disable=SC2016 # expanded by the bash inside the root filesystem
 checks='
   echo "== fresh machine: setup.sh must install and start both servers"
-  bash /root/tests/db/setup.sh
+  bash /opt/setup-check/setup.sh
   echo "== second run: only checks"
-  bash /root/tests/db/setup.sh
+  bash /opt/setup-check/setup.sh
   echo "== connecting over TCP"
   psql -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT version()"
   mysql -h127.0.0.1 -uroot -Nse "SELECT version()"
