@@ -1,6 +1,8 @@
 //! The `preset` binary on invalid input: every broken playbook exits 2 with located errors and
 //! changes nothing; plus `validate`, `plan`, `show`, `list`, `facts` and the systemd unit check.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -207,7 +209,7 @@ fn rendered_unit_passes_systemd_analyze_verify() {
         .output()
         .is_err()
     {
-        eprintln!("systemd-analyze not installed; skipping");
+        common::cannot_run("systemd-analyze is not installed (Debian's systemd package)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

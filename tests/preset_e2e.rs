@@ -3,34 +3,15 @@
 //! changes nothing → `state: absent` (binary gone, data kept) → absent again (0 changed) →
 //! apply again: the experiment is still there → purge. Everything lives in a temporary
 //! folder and a unique service name; the server runs under preset's supervisor when systemd
-//! is not the init. Skipped (with a message) when not root or no `mlflow` binary is built.
+//! is not the init. Needs root (see `common::cannot_run`) and the built `mlflow` binary.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-fn mlflow_binary() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("MLFLOW_E2E_SERVER") {
-        return Some(PathBuf::from(p)).filter(|p| p.is_file());
-    }
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_preset"));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [
-        exe.with_file_name("mlflow"),
-        root.join("target/release/mlflow"),
-        root.join("target/debug/mlflow"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, server_binary};
 
 fn preset(args: &[&str]) -> (i32, String) {
     let out: Output = Command::new(env!("CARGO_BIN_EXE_preset"))
@@ -103,13 +84,10 @@ fn http(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
 #[test]
 fn mlflow_preset_lifecycle() {
     if facts_euid() != 0 {
-        eprintln!("not root: skipping the end-to-end install test");
+        common::cannot_run("the end-to-end install needs root");
         return;
     }
-    let Some(bin) = mlflow_binary() else {
-        eprintln!("no mlflow binary built (cargo build -p mlflow-server): skipping");
-        return;
-    };
+    let bin = server_binary();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -206,12 +184,9 @@ fn mlflow_preset_lifecycle() {
 /// A foreign `mlflow` (pip's prints `mlflow, version X`) is never replaced without force.
 #[test]
 fn foreign_mlflow_is_not_overwritten() {
-    let Some(bin) = mlflow_binary() else {
-        eprintln!("no mlflow binary built: skipping");
-        return;
-    };
+    let bin = server_binary();
     if facts_euid() != 0 {
-        eprintln!("not root: skipping");
+        common::cannot_run("installing over /usr/local-like folders needs root");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -118,7 +118,7 @@ fn production_block_on_local_postgresql() {
     let started = Instant::now();
     server_binary();
     if preset::facts::euid() != 0 {
-        eprintln!("skipped: the production block has `become: true`; run the tests as root");
+        common::cannot_run("the production block has `become: true`; run the tests as root");
         return;
     }
     if let Err(e) = psql("postgres", "SELECT 1") {

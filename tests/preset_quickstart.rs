@@ -251,7 +251,7 @@ fn user_level_install_without_root() {
             .output()
             .is_ok_and(|o| o.status.success());
     if !can_drop {
-        eprintln!("skipped: needs root and setpriv to run preset as an unprivileged user");
+        common::cannot_run("needs root and setpriv to run preset as an unprivileged user");
         return;
     }
     let home = tempfile::tempdir().expect("temporary home");
@@ -269,11 +269,11 @@ fn user_level_install_without_root() {
         .output()
         .is_ok_and(|o| o.status.success());
     if code != 0 || !runs {
-        eprintln!(
-            "skipped: `nobody` cannot run {} or {} (folder permissions)",
+        common::cannot_run(&format!(
+            "`nobody` cannot run {} or {} (folder permissions)",
             env!("CARGO_BIN_EXE_preset"),
             server.display()
-        );
+        ));
         return;
     }
     let port = free_port();

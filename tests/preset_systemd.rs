@@ -10,9 +10,13 @@
 //! What this does not cover: systemd itself (the real unit is checked with
 //! `systemd-analyze verify` in tests/preset_cli.rs). Needs root and `unshare`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+use common::{free_port, server_binary};
 
 const FAKE_SYSTEMCTL: &str = r#"#!/bin/sh
 # Stand-in systemctl for tests: records calls; start runs the unit's ExecStart.
@@ -52,23 +56,6 @@ case "$cmd" in
   *) echo "fake systemctl: $cmd is not supported" >&2; exit 1 ;;
 esac
 "#;
-
-fn server_binary() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_BIN_EXE_preset")).with_file_name("mlflow");
-    assert!(
-        p.is_file(),
-        "{} is missing: build the server first with `cargo build --workspace --bins`",
-        p.display()
-    );
-    p
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free local port")
-}
 
 fn can_fake_systemd() -> bool {
     preset::facts::euid() == 0
@@ -192,7 +179,7 @@ fn recap_changed(text: &str) -> usize {
 fn systemd_service_lifecycle_with_a_stand_in_systemctl() {
     server_binary();
     if !can_fake_systemd() {
-        eprintln!("skipped: needs root and `unshare -m` to make systemd look like the init");
+        common::cannot_run("needs root and `unshare -m` to make systemd look like the init");
         return;
     }
     let m = Machine {

@@ -28,6 +28,17 @@ pub fn server_binary() -> PathBuf {
     p
 }
 
+/// What a test that cannot run on this machine (not root, a tool missing) does instead: under
+/// `tests/run`, which installs those tools, runs as root and sets
+/// `PRESET_TESTS_REQUIRE_ALL=1`, it fails, so that no skipped test passes for a run one;
+/// elsewhere (a developer's `cargo test` without root) it says why and the test stops.
+pub fn cannot_run(reason: &str) {
+    if std::env::var_os("PRESET_TESTS_REQUIRE_ALL").is_some() {
+        panic!("this test must run under tests/run, but cannot here: {reason}");
+    }
+    eprintln!("skipped: {reason}");
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
