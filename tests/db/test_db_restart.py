@@ -20,6 +20,49 @@ from e2e_support import ServerProcess, free_port, our_binary
 API = "/api/2.0/mlflow"
 
 
+def new_run(srv, name):
+    s = requests.Session()
+    eid = s.post(srv.url + API + "/experiments/create", json={"name": name}, timeout=30).json()["experiment_id"]
+    return s.post(srv.url + API + "/runs/create", json={"experiment_id": eid}, timeout=30).json()["run"]["info"]["run_id"]
+
+
+class MetricLoad:
+    """`workers` threads logging metric `m` to one run, each with its own steps, until
+    `stop()`, which returns one (time, status, error_code, step, seconds) per request; status
+    -1 and the exception when no answer came."""
+
+    def __init__(self, url, run_id, workers, pause=0.0):
+        self.url, self.run_id, self.pause = url, run_id, pause
+        self.results, self._lock, self._stop = [], threading.Lock(), threading.Event()
+        self._threads = [threading.Thread(target=self._work, args=(w,), daemon=True) for w in range(workers)]
+        for t in self._threads:
+            t.start()
+
+    def _work(self, worker):
+        session = requests.Session()
+        step = worker * 1_000_000
+        while not self._stop.is_set():
+            step += 1
+            started = time.time()
+            try:
+                r = session.post(self.url + API + "/runs/log-metric", timeout=60, json={
+                    "run_id": self.run_id, "key": "m", "value": 1.0, "timestamp": 1, "step": step})
+                code = r.json().get("error_code") if r.status_code != 200 else None
+                row = (time.time(), r.status_code, code, step, time.time() - started)
+            except requests.RequestException as e:
+                row = (time.time(), -1, repr(e), step, time.time() - started)
+            with self._lock:
+                self.results.append(row)
+            if self.pause:
+                time.sleep(self.pause)
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=120)
+        return self.results
+
+
 def pg_bin(name):
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
     if not versions:
@@ -72,33 +115,8 @@ def test_database_restart_under_load(private_pg, tmp_path):
     srv = ServerProcess(our_binary(), tmp_path / "srv", backend_uri=private_pg.uri,
                         extra_env={"MLFLOW_DB_ACQUIRE_TIMEOUT": "2"})
     try:
-        s = requests.Session()
-        eid = s.post(srv.url + API + "/experiments/create", json={"name": "restart"}, timeout=30).json()["experiment_id"]
-        run_id = s.post(srv.url + API + "/runs/create", json={"experiment_id": eid}, timeout=30).json()["run"]["info"]["run_id"]
-        stop = threading.Event()
-        results = []  # (time, status, error_code, step)
-        lock = threading.Lock()
-
-        def load(worker):
-            session = requests.Session()
-            step = worker * 1_000_000
-            while not stop.is_set():
-                step += 1
-                started = time.time()
-                try:
-                    r = session.post(srv.url + API + "/runs/log-metric", timeout=60, json={
-                        "run_id": run_id, "key": "m", "value": 1.0, "timestamp": 1, "step": step})
-                    code = r.json().get("error_code") if r.status_code != 200 else None
-                    with lock:
-                        results.append((time.time(), r.status_code, code, step, time.time() - started))
-                except requests.RequestException as e:
-                    with lock:
-                        results.append((time.time(), -1, repr(e), step, time.time() - started))
-                time.sleep(0.01)
-
-        threads = [threading.Thread(target=load, args=(w,)) for w in range(16)]
-        for t in threads:
-            t.start()
+        run_id = new_run(srv, "restart")
+        load = MetricLoad(srv.url, run_id, workers=16, pause=0.01)
         time.sleep(2)
         down_at = time.time()
         private_pg.stop()
@@ -106,9 +124,7 @@ def test_database_restart_under_load(private_pg, tmp_path):
         private_pg.start()
         up_at = time.time()
         time.sleep(6)
-        stop.set()
-        for t in threads:
-            t.join(timeout=120)
+        results = load.stop()
 
         before = [r for r in results if r[0] < down_at]
         during = [r for r in results if down_at <= r[0] <= up_at]
@@ -124,7 +140,7 @@ def test_database_restart_under_load(private_pg, tmp_path):
 
         # Every acknowledged metric is in the database: none was lost to the restart.
         acked = {r[3] for r in results if r[1] == 200}
-        hist = s.get(srv.url + API + "/metrics/get-history", params={"run_id": run_id, "metric_key": "m"},
+        hist = requests.get(srv.url + API + "/metrics/get-history", params={"run_id": run_id, "metric_key": "m"},
                      timeout=60).json()["metrics"]
         assert acked <= {int(m["step"]) for m in hist}
         assert srv.proc.poll() is None, "the server exited"
@@ -141,26 +157,8 @@ def test_mariadb_connections_killed_under_load(workdir):
     db = Database("mysql", prefix="mlflow_kill")
     srv = ServerProcess(our_binary(), workdir / "srv", backend_uri=db.uri, extra_env={"MLFLOW_DB_ACQUIRE_TIMEOUT": "2"})
     try:
-        s = requests.Session()
-        eid = s.post(srv.url + API + "/experiments/create", json={"name": "kill"}, timeout=30).json()["experiment_id"]
-        run_id = s.post(srv.url + API + "/runs/create", json={"experiment_id": eid}, timeout=30).json()["run"]["info"]["run_id"]
-        stop = threading.Event()
-        results = []
-        lock = threading.Lock()
-
-        def load(worker):
-            session = requests.Session()
-            step = worker * 1_000_000
-            while not stop.is_set():
-                step += 1
-                r = session.post(srv.url + API + "/runs/log-metric", timeout=60, json={
-                    "run_id": run_id, "key": "m", "value": 1.0, "timestamp": 1, "step": step})
-                with lock:
-                    results.append((time.time(), r.status_code, r.json().get("error_code"), step))
-
-        threads = [threading.Thread(target=load, args=(w,)) for w in range(8)]
-        for t in threads:
-            t.start()
+        run_id = new_run(srv, "kill")
+        load = MetricLoad(srv.url, run_id, workers=8)
         time.sleep(1)
         kills_until = time.time() + 3
         killed = 0
@@ -174,9 +172,7 @@ def test_mariadb_connections_killed_under_load(workdir):
             time.sleep(0.2)
         calm = time.time()
         time.sleep(3)
-        stop.set()
-        for t in threads:
-            t.join(timeout=120)
+        results = load.stop()
         assert killed > 0
         print(f"{killed} connections killed; statuses:", sorted({(r[1], r[2]) for r in results}, key=str))
         bad = [r for r in results if r[1] != 200 and not (r[1] == 503 and r[2] == "TEMPORARILY_UNAVAILABLE")]
@@ -184,8 +180,8 @@ def test_mariadb_connections_killed_under_load(workdir):
         after = [r for r in results if r[0] > calm + 1]
         assert len(after) > 10 and all(r[1] == 200 for r in after), [r for r in after if r[1] != 200][:5]
         acked = {r[3] for r in results if r[1] == 200}
-        hist = s.get(srv.url + API + "/metrics/get-history", params={"run_id": run_id, "metric_key": "m"},
-                     timeout=60).json()["metrics"]
+        hist = requests.get(srv.url + API + "/metrics/get-history", params={"run_id": run_id, "metric_key": "m"},
+                            timeout=60).json()["metrics"]
         assert acked <= {int(m["step"]) for m in hist}
     finally:
         srv.stop()

@@ -49,15 +49,17 @@ def two_servers(request, workdir):
         db.drop()
 
 
+def new_run(session, urls, prefix):
+    """A run in a new experiment: the experiment made through one server, the run through the
+    other."""
+    eid = post(session, urls[0], "/experiments/create", {"name": unique_name(prefix)}).json()["experiment_id"]
+    return post(session, urls[1], "/runs/create", {"experiment_id": eid}).json()["run"]["info"]["run_id"]
+
+
 def test_registry_races_across_servers(two_servers):
     urls = [s.url for s in two_servers]
     s = requests.Session()
-    eid = post(s, urls[0], "/experiments/create", {"name": unique_name("regmulti")}).json()[
-        "experiment_id"
-    ]
-    run_id = post(s, urls[1], "/runs/create", {"experiment_id": eid}).json()["run"]["info"][
-        "run_id"
-    ]
+    run_id = new_run(s, urls, "regmulti")
 
     # One name, created by every writer at once through both servers: one success.
     name = unique_name("race")
@@ -111,12 +113,7 @@ def test_mixed_registry_writes_across_servers(two_servers):
     model ends consistent (at most one version in Production)."""
     urls = [s.url for s in two_servers]
     s = requests.Session()
-    eid = post(s, urls[0], "/experiments/create", {"name": unique_name("regmix")}).json()[
-        "experiment_id"
-    ]
-    run_id = post(s, urls[1], "/runs/create", {"experiment_id": eid}).json()["run"]["info"][
-        "run_id"
-    ]
+    run_id = new_run(s, urls, "regmix")
     name = unique_name("mixed")
     assert post(s, urls[0], "/registered-models/create", {"name": name}).status_code == 200
     source = {"name": name, "source": f"runs:/{run_id}/model", "run_id": run_id}
