@@ -171,6 +171,14 @@ async fn string_map(
         .collect())
 }
 
+fn param_changed(run_id: &str, param: &KeyValue, stored: &str) -> MlflowError {
+    MlflowError::invalid(format!(
+        "Changing param values is not allowed. Param with key='{}' was already logged with \
+         value='{stored}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+        param.key, param.value
+    ))
+}
+
 fn not_active(run_id: &str, stage: &str) -> MlflowError {
     MlflowError::invalid(format!(
         "The run {run_id} must be in the 'active' state. Current state is {stage}."
@@ -625,27 +633,14 @@ impl Store {
         if params.is_empty() {
             return Ok(());
         }
-        let key = self.dialect.key_col();
-        let mut sql = self.sql();
-        sql.push(&format!(
-            "SELECT {key}, value FROM params WHERE run_uuid = "
-        ))
-        .bind(run_id)
-        .push(&format!(" AND {key} IN "))
-        .bind_list(params.iter().map(|p| p.key.as_str()));
-        let existing = string_map(conn, &sql).await?;
+        let existing = self
+            .stored_params(conn, run_id, params.iter().map(|p| p.key.as_str()))
+            .await?;
         let mut new = Vec::new();
         for p in params {
             match existing.get(&p.key) {
                 Some(old) if *old == p.value => {}
-                Some(old) => {
-                    return Err(MlflowError::invalid(format!(
-                        "Changing param values is not allowed. Param with key='{}' was already \
-                         logged with value='{old}' for run ID='{run_id}'. Attempted logging new \
-                         value '{}'.",
-                        p.key, p.value
-                    )))
-                }
+                Some(old) => return Err(param_changed(run_id, p, old)),
                 None => new.push(p),
             }
         }
@@ -653,29 +648,37 @@ impl Store {
         if self.dialect != Dialect::Sqlite && !new.is_empty() {
             // Another server process may have logged one of these keys since the check above
             // (the insert skipped it): the same value is fine, another one is refused.
-            let mut sql = self.sql();
-            sql.push(&format!(
-                "SELECT {key}, value FROM params WHERE run_uuid = "
-            ))
-            .bind(run_id)
-            .push(&format!(" AND {key} IN "))
-            .bind_list(new.iter().map(|p| p.key.as_str()));
-            for row in sql.query().fetch_all(&mut *conn).await? {
-                let (k, stored) = (get_str(&row, 0).unwrap_or_default(), get_str(&row, 1));
-                if let Some(p) = new.iter().find(|p| p.key == k) {
-                    if stored.as_deref() != Some(p.value.as_str()) {
-                        return Err(MlflowError::invalid(format!(
-                            "Changing param values is not allowed. Param with key='{k}' was \
-                             already logged with value='{}' for run ID='{run_id}'. Attempted \
-                             logging new value '{}'.",
-                            stored.unwrap_or_default(),
-                            p.value
-                        )));
+            let stored = self
+                .stored_params(conn, run_id, new.iter().map(|p| p.key.as_str()))
+                .await?;
+            for p in &new {
+                match stored.get(&p.key) {
+                    Some(value) if *value != p.value => {
+                        return Err(param_changed(run_id, p, value))
                     }
+                    _ => {}
                 }
             }
         }
         Ok(())
+    }
+
+    /// The stored values of the run's params among `keys`.
+    async fn stored_params<'k>(
+        &self,
+        conn: &mut AnyConnection,
+        run_id: &str,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Result<HashMap<String, String>> {
+        let key = self.dialect.key_col();
+        let mut sql = self.sql();
+        sql.push(&format!(
+            "SELECT {key}, value FROM params WHERE run_uuid = "
+        ))
+        .bind(run_id)
+        .push(&format!(" AND {key} IN "))
+        .bind_list(keys);
+        string_map(conn, &sql).await
     }
 
     /// Inserts `(key, value, run_uuid)` rows into `params` or `tags`, many per statement.
