@@ -1159,35 +1159,38 @@ impl Store {
                 has_more: false,
             });
         }
+        // The same page query on every database; each reads the page its own way. PostgreSQL
+        // wraps it to add the runs' data as JSON (`search_page_with_data`), and its filters and
+        // order read `runs` while the columns and the lifecycle stage come from a second
+        // reference `r` to the same row: PostgreSQL then walks the (experiment_id,
+        // start_time, run_uuid) index without visiting the table for the runs the filters
+        // reject (12% less work on a 10%-selective param filter over 100,000 runs). SQLite
+        // aggregates the whole page into one JSON row (`search_page_json`); MySQL reads the
+        // rows and then their data.
         let mut sql = self.sql();
-        if self.dialect == Dialect::Postgres {
-            // The page's runs with their data as JSON (see `search_page_with_data`). The
-            // filters and the order read `runs`; the columns and the lifecycle stage come from
-            // a second reference `r` to the same row, so that PostgreSQL can walk the
-            // (experiment_id, start_time, run_uuid) index without visiting the table for the
-            // runs the filters reject (an index-only scan: 12% less work on a 10%-selective
-            // param filter over 100,000 runs).
-            sql.push(PG_RUN_DATA_SELECT)
-                .push(" FROM (SELECT ")
-                .push(PG_PAGE_COLUMNS)
-                .push(" FROM runs JOIN runs r ON r.run_uuid = runs.run_uuid WHERE ")
-                .push("runs.experiment_id IN ")
-                .bind_list(experiment_ids.iter().copied())
-                .push(" AND r.lifecycle_stage IN ")
-                .bind_list(view.stages().iter().copied());
-        } else {
-            if self.dialect == Dialect::Sqlite {
+        let (columns, from, stage) = match self.dialect {
+            Dialect::Postgres => {
+                sql.push(PG_RUN_DATA_SELECT).push(" FROM (");
+                (
+                    PG_PAGE_COLUMNS,
+                    "runs JOIN runs r ON r.run_uuid = runs.run_uuid",
+                    "r.lifecycle_stage",
+                )
+            }
+            Dialect::Sqlite => {
                 sql.push(SQLITE_PAGE_SELECT);
                 run_order(&mut sql, order);
                 sql.push(") FROM (");
+                (RUN_COLUMNS, "runs", "runs.lifecycle_stage")
             }
-            sql.push("SELECT ")
-                .push(RUN_COLUMNS)
-                .push(" FROM runs WHERE runs.experiment_id IN ")
-                .bind_list(experiment_ids.iter().copied())
-                .push(" AND runs.lifecycle_stage IN ")
-                .bind_list(view.stages().iter().copied());
-        }
+            Dialect::Mysql => (RUN_COLUMNS, "runs", "runs.lifecycle_stage"),
+        };
+        sql.push(&format!(
+            "SELECT {columns} FROM {from} WHERE runs.experiment_id IN "
+        ))
+        .bind_list(experiment_ids.iter().copied())
+        .push(&format!(" AND {stage} IN "))
+        .bind_list(view.stages().iter().copied());
         for clause in clauses {
             sql.push(" AND ");
             run_clause(&mut sql, clause);
@@ -1195,20 +1198,20 @@ impl Store {
         run_order(&mut sql, order);
         match self.dialect {
             Dialect::Postgres => {
-                return self
-                    .search_page_with_data(sql, order, max_results, offset)
+                self.search_page_with_data(sql, order, max_results, offset)
                     .await
             }
-            Dialect::Sqlite => return self.search_page_json(sql, max_results, offset).await,
-            Dialect::Mysql => {}
+            Dialect::Sqlite => self.search_page_json(sql, max_results, offset).await,
+            Dialect::Mysql => {
+                let (infos, has_more) = self
+                    .fetch_page(sql, max_results, offset, info_from_row)
+                    .await?;
+                Ok(Page {
+                    items: self.load_runs(infos).await?,
+                    has_more,
+                })
+            }
         }
-        let (infos, has_more) = self
-            .fetch_page(sql, max_results, offset, info_from_row)
-            .await?;
-        Ok(Page {
-            items: self.load_runs(infos).await?,
-            has_more,
-        })
     }
 
     /// PostgreSQL: one statement returns the page and each run's params, tags and latest
