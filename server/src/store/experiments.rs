@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 
 use super::search::{experiment_clause, experiment_order};
-use super::sql::{get_i64, get_str, Dialect};
-use super::{now_ms, Store};
+use super::sql::{get_i64, get_str};
+use super::{now_ms, Page, Store};
 use crate::domain::search::{Clause, OrderKey};
 use crate::error::{ErrorCode, MlflowError, Result};
 use crate::wire::{Experiment, KeyValue, ViewType};
@@ -24,12 +24,6 @@ fn experiment_from_row(row: &AnyRow) -> Experiment {
         last_update_time: get_i64(row, 5),
         tags: Vec::new(),
     }
-}
-
-/// One page of a search.
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub has_more: bool,
 }
 
 impl Store {
@@ -65,23 +59,7 @@ impl Store {
         .push(")")
         .push(self.dialect.insert_ignore_suffix());
         let mut conn = self.writer.acquire().await?;
-        if self.dialect == Dialect::Mysql {
-            // MySQL reads an explicit 0 in an AUTO_INCREMENT column as "generate one"; MLflow
-            // switches this off for the Default experiment's id 0 the same way.
-            sqlx::query(
-                "SET @mlflow_saved_sql_mode = @@SESSION.sql_mode, \
-                 SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_AUTO_VALUE_ON_ZERO')",
-            )
-            .execute(&mut *conn)
-            .await?;
-        }
-        let inserted = sql.query().execute(&mut *conn).await;
-        if self.dialect == Dialect::Mysql {
-            sqlx::query("SET SESSION sql_mode = @mlflow_saved_sql_mode")
-                .execute(&mut *conn)
-                .await?;
-        }
-        inserted?;
+        sql.insert_explicit_zero_id(&mut conn).await?;
         Ok(())
     }
 
@@ -127,24 +105,11 @@ impl Store {
         .push(", ")
         .bind(now)
         .push(")");
-        let id = match self.dialect {
-            Dialect::Mysql => sql
-                .query()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| unique_to_exists(e, name))?
-                .last_insert_id()
-                .ok_or_else(|| MlflowError::internal("no experiment id was generated"))?,
-            _ => {
-                sql.push(" RETURNING experiment_id");
-                let row = sql
-                    .query()
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|e| unique_to_exists(e, name))?;
-                get_i64(&row, 0).ok_or_else(|| MlflowError::internal("no experiment id"))?
-            }
-        };
+        let id = sql
+            .insert_returning_id("experiment_id", &mut tx)
+            .await
+            .map_err(|e| unique_to_exists(e, name))?
+            .ok_or_else(|| MlflowError::internal("no experiment id was generated"))?;
         if artifact_location.is_none() {
             let mut sql = self.sql();
             sql.push("UPDATE experiments SET artifact_location = ")

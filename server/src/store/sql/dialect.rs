@@ -1,12 +1,6 @@
-//! SQL text and bound arguments, built per dialect.
-//!
-//! Every dialect difference the store needs (placeholders, insert-or-ignore, the
-//! latest-metric upsert, case-sensitive LIKE) lives here, so the query code above it is
-//! written once for SQLite, PostgreSQL and MySQL.
+//! The SQL dialect and every fragment of SQL text that differs between the databases.
 
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::query::Query;
-use sqlx::{Any, Row};
+use super::Sql;
 
 /// The SQL dialect of the backend store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,123 +8,6 @@ pub enum Dialect {
     Sqlite,
     Postgres,
     Mysql,
-}
-
-/// A bound argument.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Arg {
-    I64(i64),
-    F64(f64),
-    Str(String),
-    Bool(bool),
-    NullI64,
-    NullStr,
-}
-
-impl From<i64> for Arg {
-    fn from(v: i64) -> Self {
-        Arg::I64(v)
-    }
-}
-impl From<f64> for Arg {
-    fn from(v: f64) -> Self {
-        Arg::F64(v)
-    }
-}
-impl From<bool> for Arg {
-    fn from(v: bool) -> Self {
-        Arg::Bool(v)
-    }
-}
-impl From<&str> for Arg {
-    fn from(v: &str) -> Self {
-        Arg::Str(v.to_string())
-    }
-}
-impl From<String> for Arg {
-    fn from(v: String) -> Self {
-        Arg::Str(v)
-    }
-}
-impl From<&String> for Arg {
-    fn from(v: &String) -> Self {
-        Arg::Str(v.clone())
-    }
-}
-impl From<Option<i64>> for Arg {
-    fn from(v: Option<i64>) -> Self {
-        v.map_or(Arg::NullI64, Arg::I64)
-    }
-}
-impl From<Option<String>> for Arg {
-    fn from(v: Option<String>) -> Self {
-        v.map_or(Arg::NullStr, Arg::Str)
-    }
-}
-
-/// SQL text plus its arguments, with placeholders written for the dialect.
-#[derive(Debug, Clone)]
-pub struct Sql {
-    pub dialect: Dialect,
-    pub text: String,
-    pub args: Vec<Arg>,
-}
-
-impl Sql {
-    pub fn new(dialect: Dialect) -> Self {
-        Self {
-            dialect,
-            text: String::new(),
-            args: Vec::new(),
-        }
-    }
-
-    /// Appends literal SQL (never user input).
-    pub fn push(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
-        self
-    }
-
-    /// Appends a placeholder bound to `arg`.
-    pub fn bind(&mut self, arg: impl Into<Arg>) -> &mut Self {
-        self.args.push(arg.into());
-        match self.dialect {
-            Dialect::Postgres => {
-                let n = self.args.len();
-                self.text.push_str(&format!("${n}"));
-            }
-            _ => self.text.push('?'),
-        }
-        self
-    }
-
-    /// Appends `(?, ?, ...)` for a list of arguments.
-    pub fn bind_list<A: Into<Arg>>(&mut self, items: impl IntoIterator<Item = A>) -> &mut Self {
-        self.push("(");
-        for (i, item) in items.into_iter().enumerate() {
-            if i > 0 {
-                self.push(", ");
-            }
-            self.bind(item);
-        }
-        self.push(")")
-    }
-
-    /// Builds the sqlx query; the result borrows `self`.
-    pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
-        let mut q = sqlx::query(&self.text);
-        for arg in &self.args {
-            q = match arg {
-                Arg::I64(v) => q.bind(*v),
-                Arg::F64(v) => q.bind(*v),
-                Arg::Str(v) => q.bind(v.as_str()),
-                Arg::Bool(v) => q.bind(*v),
-                Arg::NullI64 => q.bind(Option::<i64>::None),
-                Arg::NullStr => q.bind(Option::<String>::None),
-            };
-        }
-        q
-    }
 }
 
 impl Dialect {
@@ -255,6 +132,65 @@ impl Dialect {
             .bind(pattern)
             .push(")");
     }
+
+    /// Appends the placeholder of the `n`-th bound argument (1-based).
+    pub fn push_placeholder(self, text: &mut String, n: usize) {
+        match self {
+            Dialect::Postgres => text.push_str(&format!("${n}")),
+            _ => text.push('?'),
+        }
+    }
+
+    /// Whether other server processes may write to the same database at the same time
+    /// (PostgreSQL, MySQL). SQLite's single writer connection never races another writer.
+    pub fn has_concurrent_writers(self) -> bool {
+        self != Dialect::Sqlite
+    }
+
+    /// `FOR UPDATE` where the dialect has row locks; SQLite's single writer already serialises.
+    pub fn row_lock(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            _ => " FOR UPDATE",
+        }
+    }
+
+    /// A locking read's suffix where only a locking read sees rows committed since the
+    /// transaction's snapshot (MySQL's REPEATABLE READ); empty elsewhere.
+    pub fn read_latest(self) -> &'static str {
+        match self {
+            Dialect::Mysql => " FOR UPDATE",
+            _ => "",
+        }
+    }
+
+    /// The tail of an `INSERT` that overwrites `column` when the key already exists, so two
+    /// writers setting the same tag or alias at once both succeed (the last one wins).
+    pub fn upsert(self, key_columns: &str, column: &str) -> String {
+        match self {
+            Dialect::Mysql => format!(" ON DUPLICATE KEY UPDATE {column} = VALUES({column})"),
+            _ => format!(" ON CONFLICT ({key_columns}) DO UPDATE SET {column} = excluded.{column}"),
+        }
+    }
+
+    /// `expr` cast to text.
+    pub fn cast_text(self, expr: &str) -> String {
+        match self {
+            Dialect::Mysql => format!("CAST({expr} AS CHAR)"),
+            _ => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
+    /// The statement that begins a write transaction: on SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`, waiting under the busy timeout), so a transaction never reads a
+    /// snapshot that another process then outdates before its first write
+    /// (SQLITE_BUSY_SNAPSHOT). `None`: the driver's plain `BEGIN`.
+    pub fn begin_write(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => Some("BEGIN IMMEDIATE"),
+            _ => None,
+        }
+    }
 }
 
 /// Translates a SQL LIKE pattern to a GLOB pattern with the same meaning.
@@ -273,80 +209,9 @@ pub fn like_to_glob(pattern: &str) -> String {
     out
 }
 
-/// Reads an integer column whatever width the database gave it.
-pub fn get_i64(row: &AnyRow, idx: usize) -> Option<i64> {
-    row.try_get::<Option<i64>, _>(idx)
-        .ok()
-        .flatten()
-        .or_else(|| {
-            row.try_get::<Option<i32>, _>(idx)
-                .ok()
-                .flatten()
-                .map(i64::from)
-        })
-        .or_else(|| {
-            row.try_get::<Option<f64>, _>(idx)
-                .ok()
-                .flatten()
-                .map(|f| f as i64)
-        })
-        .or_else(|| {
-            row.try_get::<Option<String>, _>(idx)
-                .ok()
-                .flatten()
-                .and_then(|s| s.parse().ok())
-        })
-}
-
-/// Reads a floating-point column; SQLite may hand back integers for whole values.
-pub fn get_f64(row: &AnyRow, idx: usize) -> Option<f64> {
-    row.try_get::<Option<f64>, _>(idx)
-        .ok()
-        .flatten()
-        .or_else(|| {
-            row.try_get::<Option<f32>, _>(idx)
-                .ok()
-                .flatten()
-                .map(f64::from)
-        })
-        .or_else(|| {
-            row.try_get::<Option<i64>, _>(idx)
-                .ok()
-                .flatten()
-                .map(|i| i as f64)
-        })
-}
-
-/// Reads a text column. MySQL reports TEXT columns as BLOBs, which the Any driver hands over
-/// as bytes: those are decoded as UTF-8 (what the utf8mb4 connection sends).
-pub fn get_str(row: &AnyRow, idx: usize) -> Option<String> {
-    match row.try_get::<Option<String>, _>(idx) {
-        Ok(v) => v,
-        Err(_) => row
-            .try_get::<Option<Vec<u8>>, _>(idx)
-            .ok()
-            .flatten()
-            .and_then(|b| String::from_utf8(b).ok()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders_per_dialect() {
-        let mut s = Sql::new(Dialect::Postgres);
-        s.push("a = ")
-            .bind(1i64)
-            .push(" AND b IN ")
-            .bind_list(["x", "y"]);
-        assert_eq!(s.text, "a = $1 AND b IN ($2, $3)");
-        let mut s = Sql::new(Dialect::Sqlite);
-        s.push("a = ").bind("v");
-        assert_eq!(s.text, "a = ?");
-        assert_eq!(s.args, vec![Arg::Str("v".into())]);
-    }
 
     #[test]
     fn mysql_text_comparisons_are_case_sensitive() {
