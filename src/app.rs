@@ -55,16 +55,10 @@ pub fn run() -> i32 {
                 if a.check { "checking" } else { "applying" },
                 a.playbook.playbook.display(),
                 facts.distro_name,
-                if facts.package_manager.is_empty() {
-                    "no package manager"
-                } else {
-                    &facts.package_manager
-                },
-                if facts.systemd {
-                    "systemd".to_string()
-                } else {
-                    format!("no systemd: PID 1 is `{}`", facts.pid1)
-                },
+                facts
+                    .package_manager
+                    .map_or("no package manager", |pm| pm.name()),
+                facts.init_text(),
                 if a.check {
                     " — check mode, nothing will be changed"
                 } else {
@@ -212,7 +206,7 @@ fn print_plan(plan: &Plan, format: Format) {
             Format::Json => json!({
                 "index": i + 1,
                 "name": masker.mask(&t.name),
-                "action": t.action.kind(),
+                "action": t.kind,
                 "summary": masker.mask(&t.action.summary()),
                 "origin": t.origin,
                 "called_from": t.called_from,
@@ -223,7 +217,7 @@ fn print_plan(plan: &Plan, format: Format) {
                 "{:>3}. {}\n     {}: {}\n     at {}{}{}",
                 i + 1,
                 masker.mask(&t.name),
-                t.action.kind(),
+                t.kind,
                 masker.mask(&t.action.summary()),
                 t.origin,
                 t.called_from

@@ -1,4 +1,4 @@
-//! Command-line definitions (clap derive). Behaviour lives in [`crate::app`].
+//! Command-line definitions (clap derive). Behaviour lives in the `app` module.
 
 use std::path::PathBuf;
 

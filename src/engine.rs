@@ -1,9 +1,9 @@
-//! Runs a plan: for each task `check`, then (unless `--check`) `apply` what changes; stops at
+//! Runs a plan: each task checks, then (unless `--check`) applies what it planned; stops at
 //! the first failure; reports every step and the recap. Returns the exit code.
 
 use std::time::Instant;
 
-use crate::actions::{Check, Cx};
+use crate::actions::{Cx, Outcome};
 use crate::facts::Facts;
 use crate::plan::Plan;
 use crate::report::{Recap, Reporter, Status, StepEvent};
@@ -36,34 +36,11 @@ pub fn run(plan: &Plan, facts: &Facts, opts: &RunOptions<'_>, out: &Reporter) ->
         cx.sys = Sys {
             sudo: task.r#become && !facts.is_root,
         };
-        let kind = task.action.kind();
-        let (status, message, diff) = match task.action.check(&cx) {
-            Err(e) => (Status::Failed, e, None),
-            Ok(Check::Ok(m)) => (Status::Ok, m, None),
-            Ok(Check::Skip(m)) => (Status::Skipped, m, None),
-            Ok(Check::Change(change)) => {
-                let diff = change.diff.clone();
-                if opts.check_mode {
-                    cx.changed.extend(change.paths.iter().cloned());
-                    if task.action.counts_as_change() {
-                        cx.predicted = true;
-                        (Status::Changed, format!("would {}", change.msg), diff)
-                    } else {
-                        (Status::Ok, format!("would run: {}", change.msg), None)
-                    }
-                } else {
-                    match task.action.apply(&cx, &change) {
-                        Ok(m) if task.action.counts_as_change() => {
-                            cx.changed.extend(change.paths.iter().cloned());
-                            cx.predicted = true;
-                            (Status::Changed, m, diff)
-                        }
-                        Ok(m) => (Status::Ok, m, None),
-                        Err(e) => (Status::Failed, e, diff),
-                    }
-                }
-            }
-        };
+        let Outcome {
+            status,
+            message,
+            diff,
+        } = task.action.run(&mut cx);
         match status {
             Status::Ok => recap.ok += 1,
             Status::Changed => recap.changed += 1,
@@ -77,7 +54,7 @@ pub fn run(plan: &Plan, facts: &Facts, opts: &RunOptions<'_>, out: &Reporter) ->
         out.step(&StepEvent {
             index: i + 1,
             name: &task.name,
-            action: kind,
+            action: task.kind,
             origin: &origin,
             status,
             message: &message,

@@ -10,6 +10,7 @@ use tera::Context;
 
 use crate::diag::{did_you_mean, Diag, Diags, Loc, Source};
 use crate::presets::{ParamSpec, ParamType, PresetDef};
+use crate::report::mask_userinfo;
 use crate::template::render_str;
 
 /// Parameters after checking: values by name, plus the values marked secret.
@@ -56,7 +57,7 @@ pub fn check(
         let given = with.get(name).filter(|v| !v.value.is_null());
         let overridden = overrides.iter().rev().find(|(k, _)| k == name);
         let value = if let Some((_, raw)) = overridden {
-            match check_value(name, spec, crate::plan::extra_value(raw)) {
+            match check_value(name, spec, extra_value(raw)) {
                 Ok(v) => v,
                 Err((msg, help)) => {
                     let mut d = Diag::plain(format!("-e {name}={raw}: {msg}"));
@@ -408,29 +409,22 @@ fn check_string(name: &str, spec: &ParamSpec, s: &str) -> Result<(), Problem> {
     }
 }
 
-/// Replaces the password of `scheme://user:password@host` forms with `***`.
-pub fn mask_userinfo(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match (authority.rfind('@'), authority.find(':')) {
-            (Some(at), Some(colon)) if colon < at => {
-                out.push_str(&authority[..colon + 1]);
-                out.push_str("***");
-                out.push_str(&authority[at..]);
-            }
-            _ => out.push_str(authority),
+/// Parses a `-e` value: true/false and integers are typed, a JSON list or mapping is parsed,
+/// anything else is a string.
+pub fn extra_value(v: &str) -> Value {
+    if v.starts_with('[') || v.starts_with('{') {
+        if let Ok(j) = serde_json::from_str::<Value>(v) {
+            return j;
         }
-        rest = &tail[end..];
     }
-    out.push_str(rest);
-    out
+    match v {
+        "true" => true.into(),
+        "false" => false.into(),
+        _ => v
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| v.into()),
+    }
 }
 
 #[cfg(test)]
@@ -489,14 +483,5 @@ mod tests {
         assert_eq!((at.line, at.col), (3, 5));
         // Not on that line (flow style on another line): the value's position.
         assert_eq!(key_loc(&src, "other", value), value);
-    }
-
-    #[test]
-    fn masks_passwords() {
-        assert_eq!(
-            mask_userinfo("postgresql://u:secret@db:5432/x and http://h/y"),
-            "postgresql://u:***@db:5432/x and http://h/y"
-        );
-        assert_eq!(mask_userinfo("sqlite:///a.db"), "sqlite:///a.db");
     }
 }

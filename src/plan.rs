@@ -8,13 +8,14 @@ use std::sync::Arc;
 use serde_saphyr::Spanned;
 use tera::Context;
 
-use crate::actions::{self, Action, Builder};
+use crate::actions::{Action, Builder};
 use crate::diag::{Diag, Diags, Loc, Source};
-use crate::facts::Facts;
-use crate::params;
+use crate::facts::{Facts, Sudo};
+use crate::params::{self, extra_value};
 use crate::presets::Library;
-use crate::spec::{StepSpec, Tpl, ACTION_KEYS};
-use crate::template::{eval_bool, Render, Renderer};
+use crate::spec::{action_keys, ActionSpec, StepKind, StepSpec, Tpl};
+use crate::spec::{Render, Renderer};
+use crate::template::eval_bool;
 
 /// One planned step.
 pub struct Task {
@@ -25,7 +26,9 @@ pub struct Task {
     pub called_from: Option<String>,
     pub r#become: bool,
     pub tags: Vec<String>,
-    pub action: Box<dyn Action>,
+    /// The action key (`file`, `service`, ...).
+    pub kind: &'static str,
+    pub action: Action,
 }
 
 /// A step left out because its `when` was false.
@@ -73,24 +76,6 @@ pub fn load(path: &Path) -> Result<(Arc<Source>, Vec<Spanned<StepSpec>>), Diags>
     Ok((source, steps))
 }
 
-/// Parses a `-e` value: true/false and integers are typed, a JSON list or mapping is parsed,
-/// anything else is a string.
-pub fn extra_value(v: &str) -> serde_json::Value {
-    if v.starts_with('[') || v.starts_with('{') {
-        if let Ok(j) = serde_json::from_str::<serde_json::Value>(v) {
-            return j;
-        }
-    }
-    match v {
-        "true" => true.into(),
-        "false" => false.into(),
-        _ => v
-            .parse::<i64>()
-            .map(serde_json::Value::from)
-            .unwrap_or_else(|_| v.into()),
-    }
-}
-
 fn base_context(inputs: &Inputs<'_>, privileged: bool) -> Context {
     let mut ctx = Context::new();
     ctx.insert("facts", inputs.facts);
@@ -105,25 +90,29 @@ fn origin(source: &Source, loc: Loc) -> String {
     format!("{}:{}:{}", source.name, loc.line, loc.col)
 }
 
-/// Validates the step shape: exactly one action key.
+/// Validates the step shape: exactly one of `preset`, `vars` or an action key.
 fn check_shape(step: &StepSpec, source: &Arc<Source>, loc: Loc, diags: &mut Diags) -> bool {
-    let keys = step.action_keys();
-    match keys.len() {
-        1 => {
-            if step.with.is_some() && keys[0] != "preset" {
+    match &step.does[..] {
+        [kind] => {
+            if step.with.is_some() && !matches!(kind, StepKind::Preset(_)) {
                 diags.push(Diag::at(source, loc, "`with:` belongs to a `preset:` step"));
                 return false;
             }
             true
         }
-        0 => {
+        [] => {
+            let keys: Vec<&str> = ["preset", "vars"]
+                .into_iter()
+                .chain(action_keys().iter().copied())
+                .collect();
             diags.push(
                 Diag::at(source, loc, "step has no action")
-                    .with_help(format!("add one of: {}", ACTION_KEYS.join(", "))),
+                    .with_help(format!("add one of: {}", keys.join(", "))),
             );
             false
         }
-        _ => {
+        several => {
+            let keys: Vec<&str> = several.iter().map(StepKind::key).collect();
             diags.push(
                 Diag::at(
                     source,
@@ -138,6 +127,14 @@ fn check_shape(step: &StepSpec, source: &Arc<Source>, loc: Loc, diags: &mut Diag
             false
         }
     }
+}
+
+/// Where an action step is expanded: from the playbook, or from a preset it calls.
+struct Scope<'a> {
+    preset: Option<&'a str>,
+    r#become: bool,
+    tags: &'a [String],
+    called_from: Option<String>,
 }
 
 struct Walker<'a> {
@@ -177,72 +174,64 @@ impl Walker<'_> {
         Some(name.value)
     }
 
-    /// Builds one action step.
-    #[allow(clippy::too_many_arguments)]
+    /// Builds one action step: renders its spec in `ctx`, then builds the action.
     fn action_step(
         &mut self,
         spanned: &Spanned<StepSpec>,
+        (kind, spec): (&'static str, &ActionSpec),
         source: &Arc<Source>,
         ctx: &Context,
-        preset: Option<&str>,
-        r#become: bool,
-        tags: &[String],
-        called_from: Option<String>,
+        scope: &Scope<'_>,
     ) {
         let loc = Loc::from_saphyr(&spanned.referenced);
-        let mut step = spanned.value.clone();
-        let name = self.step_name(&step, ctx, source);
-        {
-            let mut r = Renderer {
-                ctx,
-                source: source.clone(),
-                diags: &mut self.diags,
-            };
-            step.package.render(&mut r);
-            step.file.render(&mut r);
-            step.template.render(&mut r);
-            step.copy.render(&mut r);
-            step.user.render(&mut r);
-            step.service.render(&mut r);
-            step.command.render(&mut r);
-            step.assert.render(&mut r);
-            step.print.render(&mut r);
-        }
+        let step = &spanned.value;
+        let name = self.step_name(step, ctx, source);
+        let mut spec = spec.clone();
+        spec.render(&mut Renderer {
+            ctx,
+            source: source.clone(),
+            diags: &mut self.diags,
+        });
         let mut b = Builder {
             source: source.clone(),
             diags: &mut self.diags,
             ctx,
             library: self.inputs.library,
-            preset,
+            preset: scope.preset,
             base: &self.base_dir,
+            secrets: &mut self.plan.secrets,
         };
-        let Some(action) = actions::build(&step, &mut b) else {
+        let Some(action) = Action::build(&spec, &mut b) else {
             return;
         };
-        let label = name.unwrap_or_else(|| format!("{}: {}", action.kind(), action.summary()));
-        let name = match preset {
+        let label = name.unwrap_or_else(|| format!("{kind}: {}", action.summary()));
+        let name = match scope.preset {
             Some(p) => format!("{p} : {label}"),
             None => label,
         };
-        let mut all_tags = tags.to_vec();
-        all_tags.extend(step.tags.clone().unwrap_or_default());
+        let mut tags = scope.tags.to_vec();
+        tags.extend(step.tags.clone().unwrap_or_default());
         self.plan.tasks.push(Task {
             name,
             origin: origin(source, loc),
-            called_from,
-            r#become: r#become || step.r#become.as_ref().is_some_and(|b| b.value),
-            tags: all_tags,
+            called_from: scope.called_from.clone(),
+            r#become: scope.r#become || step.r#become.as_ref().is_some_and(|b| b.value),
+            tags,
+            kind,
             action,
         });
     }
 
     /// Expands one `preset:` step.
-    fn preset_step(&mut self, spanned: &Spanned<StepSpec>, source: &Arc<Source>, ctx: &Context) {
+    fn preset_step(
+        &mut self,
+        spanned: &Spanned<StepSpec>,
+        preset_name: &Tpl,
+        source: &Arc<Source>,
+        ctx: &Context,
+    ) {
         let step = &spanned.value;
         let loc = Loc::from_saphyr(&spanned.referenced);
-        let Some(preset_name) = &step.preset else {
-            return;
-        };
         let loaded = match self.inputs.library.load(&preset_name.raw) {
             Ok(l) => l,
             Err(mut d) => {
@@ -304,21 +293,26 @@ impl Walker<'_> {
                 pctx.insert(k.as_str(), &t.value);
             }
         }
-        let called_from = Some(origin(source, loc));
         let tags = step.tags.clone().unwrap_or_default();
+        let scope = Scope {
+            preset: Some(&def.name),
+            r#become,
+            tags: &tags,
+            called_from: Some(origin(source, loc)),
+        };
         for inner in &def.steps {
             let iloc = Loc::from_saphyr(&inner.referenced);
             if !check_shape(&inner.value, &loaded.source, iloc, &mut self.diags) {
                 continue;
             }
-            if inner.value.preset.is_some() || inner.value.vars.is_some() {
+            let [StepKind::Action(kind, spec)] = &inner.value.does[..] else {
                 self.diags.push(Diag::at(
                     &loaded.source,
                     iloc,
                     "preset steps cannot use `preset:` or `vars:`",
                 ));
                 continue;
-            }
+            };
             if !self.when(&inner.value.when, &pctx, &loaded.source) {
                 let name = self
                     .step_name(&inner.value, &pctx, &loaded.source)
@@ -329,15 +323,7 @@ impl Walker<'_> {
                 });
                 continue;
             }
-            self.action_step(
-                inner,
-                &loaded.source,
-                &pctx,
-                Some(&def.name),
-                r#become,
-                &tags,
-                called_from.clone(),
-            );
+            self.action_step(inner, (*kind, spec), &loaded.source, &pctx, &scope);
         }
     }
 }
@@ -383,7 +369,7 @@ pub fn build(
             continue;
         }
         if let Some(b) = step.r#become.as_ref().filter(|b| b.value) {
-            if !inputs.facts.is_root && inputs.facts.sudo == "missing" {
+            if !inputs.facts.is_root && inputs.facts.sudo == Sudo::Missing {
                 w.diags.push(
                     Diag::at(
                         source,
@@ -395,29 +381,35 @@ pub fn build(
                 continue;
             }
         }
-        if let Some(vars) = &step.vars {
-            for (k, t) in &vars.0 {
-                if inputs.extra.iter().any(|(ek, _)| ek == k) {
-                    continue;
+        match &step.does[..] {
+            [StepKind::Vars(vars)] => {
+                for (k, t) in &vars.0 {
+                    if inputs.extra.iter().any(|(ek, _)| ek == k) {
+                        continue;
+                    }
+                    let mut t = t.clone();
+                    Renderer {
+                        ctx: &ctx,
+                        source: source.clone(),
+                        diags: &mut w.diags,
+                    }
+                    .tpl(&mut t);
+                    ctx.insert(k.as_str(), &t.value);
                 }
-                let mut t = t.clone();
-                Renderer {
-                    ctx: &ctx,
-                    source: source.clone(),
-                    diags: &mut w.diags,
-                }
-                .tpl(&mut t);
-                ctx.insert(k.as_str(), &t.value);
             }
-            continue;
+            [StepKind::Preset(name)] => w.preset_step(spanned, name, source, &ctx),
+            [StepKind::Action(kind, spec)] => {
+                let scope = Scope {
+                    preset: None,
+                    r#become: step.r#become.as_ref().is_some_and(|b| b.value),
+                    tags: &[],
+                    called_from: None,
+                };
+                w.action_step(spanned, (*kind, spec), source, &ctx, &scope);
+            }
+            // check_shape reported it.
+            _ => {}
         }
-        if step.preset.is_some() {
-            w.preset_step(spanned, source, &ctx);
-            continue;
-        }
-        let r#become = step.r#become.as_ref().is_some_and(|b| b.value);
-        let tags = Vec::new();
-        w.action_step(spanned, source, &ctx, None, r#become, &tags, None);
     }
     if w.diags.is_empty() {
         Ok(w.plan)

@@ -141,16 +141,10 @@ impl Library {
 
     /// Reads the text of preset `name`, preferring `--presets-dir`.
     fn text(&self, name: &str) -> Option<(String, String)> {
-        if let Some(dir) = &self.dir {
-            let p = dir.join(name).join("preset.yml");
-            if let Ok(t) = std::fs::read_to_string(&p) {
-                return Some((p.display().to_string(), t));
-            }
-        }
-        EMBEDDED_PRESETS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(n, t)| (format!("presets/{n}/preset.yml"), t.to_string()))
+        let on_disk = self.dir.iter().map(|d| d.join(name).join("preset.yml"));
+        first_readable(on_disk).or_else(|| {
+            embedded(EMBEDDED_PRESETS, name).map(|t| (format!("presets/{name}/preset.yml"), t))
+        })
     }
 
     /// Loads and parses preset `name`.
@@ -188,30 +182,37 @@ impl Library {
         name: &str,
     ) -> Option<(String, String)> {
         match preset {
-            None => {
-                let p = base.join(name);
-                std::fs::read_to_string(&p)
-                    .ok()
-                    .map(|t| (p.display().to_string(), t))
-            }
+            None => first_readable([base.join(name)]),
             Some(preset) => {
-                if let Some(dir) = &self.dir {
-                    for p in [
-                        dir.join(preset).join("templates").join(name),
-                        dir.join("..").join("templates").join(name),
-                    ] {
-                        if let Ok(t) = std::fs::read_to_string(&p) {
-                            return Some((p.display().to_string(), t));
-                        }
-                    }
-                }
-                EMBEDDED_TEMPLATES
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(n, t)| (format!("templates/{n}"), t.to_string()))
+                let on_disk = self.dir.iter().flat_map(|d| {
+                    [
+                        d.join(preset).join("templates").join(name),
+                        d.join("..").join("templates").join(name),
+                    ]
+                });
+                first_readable(on_disk).or_else(|| {
+                    embedded(EMBEDDED_TEMPLATES, name).map(|t| (format!("templates/{name}"), t))
+                })
             }
         }
     }
+}
+
+/// The first of `paths` that can be read: (path as shown, text).
+fn first_readable(paths: impl IntoIterator<Item = PathBuf>) -> Option<(String, String)> {
+    paths.into_iter().find_map(|p| {
+        std::fs::read_to_string(&p)
+            .ok()
+            .map(|t| (p.display().to_string(), t))
+    })
+}
+
+/// The text compiled into the binary under `name`.
+fn embedded(files: &[(&str, &str)], name: &str) -> Option<String> {
+    files
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| t.to_string())
 }
 
 /// Human-readable description of a preset (`preset show NAME`).

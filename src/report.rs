@@ -5,8 +5,6 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::params::mask_userinfo;
-
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -192,6 +190,31 @@ impl Reporter {
     }
 }
 
+/// Replaces the password of `scheme://user:password@host` forms with `***`.
+pub fn mask_userinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..colon + 1]);
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +230,14 @@ mod tests {
             "uri=postgresql://u:***@db/x token ********"
         );
         assert_eq!(m.mask("mysql://a:b@h/d"), "mysql://a:***@h/d");
+    }
+
+    #[test]
+    fn masks_passwords() {
+        assert_eq!(
+            mask_userinfo("postgresql://u:secret@db:5432/x and http://h/y"),
+            "postgresql://u:***@db:5432/x and http://h/y"
+        );
+        assert_eq!(mask_userinfo("sqlite:///a.db"), "sqlite:///a.db");
     }
 }

@@ -1,13 +1,7 @@
-//! String and file templating with tera, and the `Render` pass that fills every [`Tpl`] of a
-//! step in place, collecting located errors.
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
+//! String and file templating with tera: `{{ ... }}` in step values, `when:` conditions, file
+//! templates, and preset's own functions and filters.
 
 use tera::{Context, Tera};
-
-use crate::diag::{Diag, Diags, Source};
-use crate::spec::*;
 
 /// Formats a tera error with its causes on one line.
 fn tera_message(e: &tera::Error) -> String {
@@ -30,6 +24,7 @@ fn engine() -> Tera {
     let mut tera = Tera::default();
     tera.autoescape_on(vec![]);
     tera.register_function("env_file_value", env_file_value);
+    tera.register_filter("env_quote", env_quote);
     tera
 }
 
@@ -47,13 +42,24 @@ fn env_file_value(
     };
     let (path, key) = (arg("path")?, arg("key")?);
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let value = text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == key)
-        .map(|(_, v)| v.trim())
-        .unwrap_or_default();
-    Ok(tera::Value::from(mask_uri(value)))
+    let value = crate::envfile::parse(&text).remove(key).unwrap_or_default();
+    Ok(tera::Value::from(mask_uri(&value)))
+}
+
+/// `value | env_quote`: the value as it must follow `KEY=` in an environment file (see
+/// [`crate::envfile::quote`]); a value with a line break is an error.
+fn env_quote(
+    value: &tera::Value,
+    _: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let text = match value {
+        tera::Value::String(s) => s.clone(),
+        tera::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    crate::envfile::quote(&text)
+        .map(tera::Value::from)
+        .ok_or_else(|| tera::Error::msg("a value in the environment file cannot hold a line break"))
 }
 
 /// `scheme://user:***@host/path?***` for a URI with a password or query; anything else as is.
@@ -104,86 +110,6 @@ pub fn render_file(name: &str, text: &str, ctx: &Context) -> Result<String, Stri
     tera.add_raw_template(name, text)
         .map_err(|e| tera_message(&e))?;
     tera.render(name, ctx).map_err(|e| tera_message(&e))
-}
-
-/// Renders every [`Tpl`] of a spec, reporting errors at the template's position.
-pub struct Renderer<'a> {
-    pub ctx: &'a Context,
-    pub source: Arc<Source>,
-    pub diags: &'a mut Diags,
-}
-
-impl Renderer<'_> {
-    pub fn tpl(&mut self, t: &mut Tpl) {
-        if !t.is_template() {
-            return;
-        }
-        match render_str(&t.raw, self.ctx) {
-            Ok(v) => t.value = v,
-            Err(e) => self.diags.push(Diag::at(&self.source, t.loc, e)),
-        }
-    }
-}
-
-/// Types whose templates can be rendered in place.
-pub trait Render {
-    fn render(&mut self, r: &mut Renderer<'_>);
-}
-
-impl Render for Tpl {
-    fn render(&mut self, r: &mut Renderer<'_>) {
-        r.tpl(self);
-    }
-}
-
-impl<T: Render> Render for Option<T> {
-    fn render(&mut self, r: &mut Renderer<'_>) {
-        if let Some(v) = self {
-            v.render(r);
-        }
-    }
-}
-
-impl<T: Render> Render for Vec<T> {
-    fn render(&mut self, r: &mut Renderer<'_>) {
-        for v in self {
-            v.render(r);
-        }
-    }
-}
-
-impl<T: Render> Render for BTreeMap<String, T> {
-    fn render(&mut self, r: &mut Renderer<'_>) {
-        for v in self.values_mut() {
-            v.render(r);
-        }
-    }
-}
-
-macro_rules! render_fields {
-    ($($ty:ty { $($field:ident),* $(,)? })*) => {$(
-        impl Render for $ty {
-            fn render(&mut self, r: &mut Renderer<'_>) {
-                $( self.$field.render(r); )*
-            }
-        }
-    )*};
-}
-
-render_fields! {
-    PackageSpec { name, names, state }
-    FileSpec { path, state, mode, owner, group, content }
-    TemplateSpec { src, dest, mode, owner, group }
-    CopySpec { src, url, sha256, dest, mode, owner, group, force, state, version_check }
-    VersionCheckSpec { args, prefix, expect }
-    UserSpec { name, state, system, home, shell }
-    ServiceSpec { name, state, enabled, manager, unit, exec, exec_args_json, env_file, user, workdir, pid_file, log_file, watch, health_url, health_timeout }
-    CommandSpec { argv, creates, removes, unless, changed_when, cwd, env }
-    AssertSpec { http, command, file }
-    HttpAssertSpec { url, method, headers, body, contains, json, timeout, within }
-    JsonCheckSpec { path }
-    CommandAssertSpec { argv, contains }
-    FileAssertSpec { path, mode, contains }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{Action, Builder, Change, Check, Cx};
+use super::{Builder, Change, Check, Cx, Operation};
 use crate::spec::{AssertSpec, StatusSpec};
 
 enum Kind {
@@ -41,9 +41,7 @@ pub fn build(s: &AssertSpec, b: &mut Builder<'_>) -> Option<AssertAction> {
         .filter(|x| **x)
         .count();
     if n != 1 {
-        b.diags.push(crate::diag::Diag::plain(
-            "assert needs exactly one of `http`, `command`, `file`",
-        ));
+        b.problem("assert needs exactly one of `http`, `command`, `file`");
         return None;
     }
     if let Some(h) = &s.http {
@@ -265,10 +263,9 @@ impl AssertAction {
     }
 }
 
-impl Action for AssertAction {
-    fn kind(&self) -> &'static str {
-        "assert"
-    }
+impl Operation for AssertAction {
+    type Plan = ();
+
     fn summary(&self) -> String {
         match &self.0 {
             Kind::Http { url, status, .. } => format!("http {url} status {status:?}"),

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{Action, Builder, Change, Check, Cx};
+use super::{Builder, Change, Check, Cx, Operation};
 use crate::spec::CommandSpec;
 
 pub struct CommandAction {
@@ -20,8 +20,7 @@ pub struct CommandAction {
 pub fn build(s: &CommandSpec, b: &mut Builder<'_>) -> Option<CommandAction> {
     let argv = b.strings(&s.argv);
     if argv.first().is_none_or(|a| a.is_empty()) {
-        b.diags
-            .push(crate::diag::Diag::plain("command needs a non-empty `argv`"));
+        b.problem("command needs a non-empty `argv`");
     }
     Some(CommandAction {
         argv,
@@ -46,10 +45,9 @@ pub fn build(s: &CommandSpec, b: &mut Builder<'_>) -> Option<CommandAction> {
     })
 }
 
-impl Action for CommandAction {
-    fn kind(&self) -> &'static str {
-        "command"
-    }
+impl Operation for CommandAction {
+    type Plan = ();
+
     fn summary(&self) -> String {
         self.argv.join(" ")
     }

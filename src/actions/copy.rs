@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{Action, Builder, Change, Check, Cx};
+use super::{Builder, Change, Check, Cx, Operation, Presence};
 use crate::spec::CopySpec;
 use crate::system::{sha256_file, sha256_hex, stat};
 
@@ -34,7 +34,7 @@ pub struct CopyAction {
 }
 
 pub fn build(s: &CopySpec, b: &mut Builder<'_>) -> Option<CopyAction> {
-    let absent = b.choice(&s.state, &["present", "absent"], "present") == "absent";
+    let absent = b.choice(&s.state, Presence::Present) == Presence::Absent;
     // Templated fields may render empty: an empty `src` or `url` counts as not given.
     let given = |t: &Option<crate::spec::Tpl>| t.clone().filter(|t| !t.value.trim().is_empty());
     let (src, url) = (given(&s.src), given(&s.url));
@@ -74,26 +74,14 @@ pub fn build(s: &CopySpec, b: &mut Builder<'_>) -> Option<CopyAction> {
         source,
         dest: b.path(&s.dest),
         mode: b.mode(&s.mode).unwrap_or(0o644),
-        owner: s
-            .owner
-            .as_ref()
-            .map(|t| t.value.clone())
-            .filter(|o| !o.is_empty()),
-        group: s
-            .group
-            .as_ref()
-            .map(|t| t.value.clone())
-            .filter(|g| !g.is_empty()),
+        owner: b.opt_string(&s.owner),
+        group: b.opt_string(&s.group),
         force: b.boolean(&s.force, false),
         absent,
         version: s.version_check.as_ref().map(|v| VersionCheck {
             args: b.strings(&v.args),
             prefix: v.prefix.value.clone(),
-            expect: v
-                .expect
-                .as_ref()
-                .map(|e| e.value.clone())
-                .filter(|e| !e.is_empty()),
+            expect: b.opt_string(&v.expect),
         }),
     })
 }
@@ -191,10 +179,8 @@ fn same_content(sys: &crate::system::Sys, src: &Path, dest: &Path) -> Result<Opt
     Ok(Some(sys.read(dest)?.is_some_and(|b| b == a)))
 }
 
-impl Action for CopyAction {
-    fn kind(&self) -> &'static str {
-        "copy"
-    }
+impl Operation for CopyAction {
+    type Plan = ();
 
     fn summary(&self) -> String {
         match (&self.source, self.absent) {

@@ -3,20 +3,17 @@
 
 use std::path::PathBuf;
 
-use super::{Action, Builder, Change, Check, Cx};
+use super::{choice, Builder, Change, Check, Cx, Operation};
 use crate::spec::{FileSpec, TemplateSpec};
 use crate::system::{resolve_gid, resolve_uid, stat};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    File,
-    Directory,
-    Absent,
+choice! {
+    /// What a managed path should be.
+    enum State { File = "file", Directory = "directory", Absent = "absent" }
 }
 
 /// A managed path.
 pub struct FileAction {
-    kind: &'static str,
     path: PathBuf,
     state: State,
     mode: Option<u32>,
@@ -28,36 +25,20 @@ pub struct FileAction {
 
 pub fn build_file(s: &FileSpec, b: &mut Builder<'_>) -> Option<FileAction> {
     let default = if s.content.is_some() {
-        "file"
+        State::File
     } else {
-        "directory"
+        State::Directory
     };
-    let state = match b
-        .choice(&s.state, &["file", "directory", "absent"], default)
-        .as_str()
-    {
-        "file" => State::File,
-        "directory" => State::Directory,
-        _ => State::Absent,
-    };
+    let state = b.choice(&s.state, default);
     if state == State::Directory && s.content.is_some() {
         b.error(s.content.as_ref()?, "a directory cannot have `content`");
     }
     Some(FileAction {
-        kind: "file",
         path: b.path(&s.path),
         state,
         mode: b.mode(&s.mode),
-        owner: s
-            .owner
-            .as_ref()
-            .map(|t| t.value.clone())
-            .filter(|s| !s.is_empty()),
-        group: s
-            .group
-            .as_ref()
-            .map(|t| t.value.clone())
-            .filter(|s| !s.is_empty()),
+        owner: b.opt_string(&s.owner),
+        group: b.opt_string(&s.group),
         content: s.content.as_ref().map(|t| t.value.clone()),
         src: None,
     })
@@ -76,20 +57,11 @@ pub fn build_template(s: &TemplateSpec, b: &mut Builder<'_>) -> Option<FileActio
         }
     };
     Some(FileAction {
-        kind: "template",
         path: b.path(&s.dest),
         state: State::File,
         mode: b.mode(&s.mode),
-        owner: s
-            .owner
-            .as_ref()
-            .map(|t| t.value.clone())
-            .filter(|s| !s.is_empty()),
-        group: s
-            .group
-            .as_ref()
-            .map(|t| t.value.clone())
-            .filter(|s| !s.is_empty()),
+        owner: b.opt_string(&s.owner),
+        group: b.opt_string(&s.group),
         content: Some(content),
         src: Some(name),
     })
@@ -145,10 +117,8 @@ pub(super) fn resolve_ids(
     Ok((uid, gid))
 }
 
-impl Action for FileAction {
-    fn kind(&self) -> &'static str {
-        self.kind
-    }
+impl Operation for FileAction {
+    type Plan = ();
 
     fn summary(&self) -> String {
         match (&self.src, self.state) {
@@ -225,6 +195,7 @@ impl Action for FileAction {
             msg: changes.join(", "),
             diff,
             paths: vec![self.path.clone()],
+            plan: (),
         }))
     }
 

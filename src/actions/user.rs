@@ -1,12 +1,13 @@
 //! `user:` ensures a (system) user exists or is absent, with `useradd`/`userdel`.
 
-use super::{Action, Builder, Change, Check, Cx};
+use super::{Builder, Change, Check, Cx, Operation, Presence};
+use crate::facts::Os;
 use crate::spec::UserSpec;
 use crate::system::lookup_user;
 
 pub struct UserAction {
     name: String,
-    absent: bool,
+    state: Presence,
     system: bool,
     home: Option<String>,
     shell: String,
@@ -24,7 +25,7 @@ pub fn build(s: &UserSpec, b: &mut Builder<'_>) -> Option<UserAction> {
     }
     Some(UserAction {
         name,
-        absent: b.choice(&s.state, &["present", "absent"], "present") == "absent",
+        state: b.choice(&s.state, Presence::Present),
         system: b.boolean(&s.system, true),
         home: s.home.as_ref().map(|t| t.value.clone()),
         shell: s
@@ -35,51 +36,58 @@ pub fn build(s: &UserSpec, b: &mut Builder<'_>) -> Option<UserAction> {
     })
 }
 
-impl Action for UserAction {
-    fn kind(&self) -> &'static str {
-        "user"
-    }
+impl Operation for UserAction {
+    type Plan = ();
+
     fn summary(&self) -> String {
         format!(
             "user {}{}",
             self.name,
-            if self.absent { " absent" } else { "" }
+            match self.state {
+                Presence::Present => "",
+                Presence::Absent => " absent",
+            }
         )
     }
 
     fn check(&self, cx: &Cx<'_>) -> Result<Check, String> {
-        if cx.facts.os != "linux" {
+        if cx.facts.os != Os::Linux {
             return Ok(Check::Skip(format!(
                 "users are managed on Linux only ({})",
-                cx.facts.os
+                cx.facts.os.name()
             )));
         }
         let exists = lookup_user(&self.name).is_some();
-        Ok(match (exists, self.absent) {
-            (true, false) => Check::Ok(format!("user {} exists", self.name)),
-            (false, true) => Check::Ok(format!("user {} is absent", self.name)),
-            (false, false) => Check::Change(Change::new(format!("create user {}", self.name))),
-            (true, true) => Check::Change(Change::new(format!("remove user {}", self.name))),
+        Ok(match (exists, self.state) {
+            (true, Presence::Present) => Check::Ok(format!("user {} exists", self.name)),
+            (false, Presence::Absent) => Check::Ok(format!("user {} is absent", self.name)),
+            (false, Presence::Present) => {
+                Check::Change(Change::new(format!("create user {}", self.name)))
+            }
+            (true, Presence::Absent) => {
+                Check::Change(Change::new(format!("remove user {}", self.name)))
+            }
         })
     }
 
     fn apply(&self, cx: &Cx<'_>, change: &Change) -> Result<String, String> {
-        let mut argv: Vec<String> = if self.absent {
-            vec!["userdel".into()]
-        } else {
-            let mut v = vec![
-                "useradd".into(),
-                "--user-group".into(),
-                "--shell".into(),
-                self.shell.clone(),
-            ];
-            if self.system {
-                v.push("--system".into());
+        let mut argv: Vec<String> = match self.state {
+            Presence::Absent => vec!["userdel".into()],
+            Presence::Present => {
+                let mut v = vec![
+                    "useradd".into(),
+                    "--user-group".into(),
+                    "--shell".into(),
+                    self.shell.clone(),
+                ];
+                if self.system {
+                    v.push("--system".into());
+                }
+                if let Some(h) = &self.home {
+                    v.extend(["--home-dir".into(), h.clone(), "--no-create-home".into()]);
+                }
+                v
             }
-            if let Some(h) = &self.home {
-                v.extend(["--home-dir".into(), h.clone(), "--no-create-home".into()]);
-            }
-            v
         };
         argv.push(self.name.clone());
         cx.sys.run_ok(&argv)?;

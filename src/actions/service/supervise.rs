@@ -22,27 +22,6 @@ pub struct Spec {
     pub log_file: PathBuf,
 }
 
-/// Parses an environment file (`KEY=value`, optional quotes, `#` comments).
-pub fn parse_env(text: &str) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if let Some((k, v)) = line.split_once('=') {
-            let v = v.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|x| x.strip_suffix('"'))
-                .map(|x| x.replace("\\\"", "\"").replace("\\\\", "\\"))
-                .unwrap_or_else(|| v.to_string());
-            m.insert(k.trim().to_string(), v);
-        }
-    }
-    m
-}
-
 /// The pid of the running process from the pid file, if it is alive and runs our binary.
 pub fn running_pid(spec: &Spec) -> Option<i32> {
     let pid: i32 = fs::read_to_string(&spec.pid_file)
@@ -139,7 +118,7 @@ pub fn start(sys: &Sys, spec: &Spec) -> Result<Child, String> {
     let mut env = BTreeMap::new();
     if let Some(f) = &spec.env_file {
         if let Some(b) = sys.read(f)? {
-            env = parse_env(&String::from_utf8_lossy(&b));
+            env = crate::envfile::parse(&String::from_utf8_lossy(&b));
         }
     }
     if let Some(dir) = spec.log_file.parent() {
@@ -191,14 +170,6 @@ pub fn log_tail(spec: &Spec, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn env_file_parsing() {
-        let m = parse_env("# x\nA=1\nB=\"two words\"\n\nC = x=y\n");
-        assert_eq!(m["A"], "1");
-        assert_eq!(m["B"], "two words");
-        assert_eq!(m["C"], "x=y");
-    }
 
     #[test]
     fn start_stop_a_sleep() {
