@@ -1,18 +1,20 @@
 //! The seed's "Production Model Deployment" block as a user runs it: `examples/production.yml`
-//! verbatim (`service: true`, `become: true`, the backend on the local PostgreSQL, the
-//! password from MLFLOW_DB_PASSWORD, and its `assert: http:` block checking
+//! (`service: true`, `become: true`, the backend on the local PostgreSQL, the password from
+//! MLFLOW_DB_PASSWORD, and its `assert: http:` block checking
 //! http://localhost:5000/api/2.0/experiments), with the real `mlflow` binary next to `preset`.
-//! `-e` overrides put the binary, data, environment file and unit in a temporary folder; the
-//! address is the playbook's own (127.0.0.1:5000), so the port must be free.
+//! `-e` overrides put the binary, data, environment file and unit in a temporary folder. Other
+//! tests (and other checkouts' test runs) share this machine and its PostgreSQL, so the test
+//! runs a copy of the playbook in which only two things differ: the assert's `5000` is a free
+//! port (the server listens there), and the `mlflow` role and database are this run's own.
 //!
-//! PostgreSQL is prepared as examples/local-postgres.yml leaves it (role `mlflow` with a fresh
-//! random password, database `mlflow` owned by it; an existing database is reused) through
-//! `psql -h 127.0.0.1 -U postgres` with the SQL on stdin. Then: apply → the assert step holds,
-//! /health OK, an experiment created over HTTP is a row in the `mlflow` database, the password
-//! is in no output, not on the server's command line, not in the unit, only in the 0600
-//! environment file → apply again: 0 changed, same process → examples/uninstall.yml: server
-//! stopped, binary, environment file and unit gone, the database and its rows kept, and the
-//! uninstall names that PostgreSQL store (password masked) as the kept data.
+//! PostgreSQL is prepared as examples/local-postgres.yml leaves it (a login role with a fresh
+//! random password, a database owned by it) through `psql -h 127.0.0.1 -U postgres` with the
+//! SQL on stdin, and both are dropped at the end. Then: apply → the assert step holds, /health
+//! OK, an experiment created over HTTP is a row in that database, the password is in no
+//! output, not on the server's command line, not in the unit, only in the 0600 environment
+//! file → apply again: 0 changed, same process → examples/uninstall.yml: server stopped,
+//! binary, environment file and unit gone, the database and its rows kept, and the uninstall
+//! names that PostgreSQL store (password masked) as the kept data.
 //!
 //! Needs root (the block has `become: true`), PostgreSQL on 127.0.0.1:5432 with trust auth for
 //! `postgres` (tests/db/setup.sh) and `cargo build --workspace --bins` before `cargo test`.
@@ -20,7 +22,6 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,56 +62,75 @@ fn random_password() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// What examples/local-postgres.yml leaves behind with `-e db_user=mlflow`: a login role
-/// `mlflow` with `password` and a database `mlflow` owned by it. Reuses both when present.
-fn prepare_database(password: &str) {
-    let sql = format!(
-        "DO $$ BEGIN
-           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'mlflow') THEN
-             CREATE ROLE mlflow LOGIN;
-           END IF;
-         END $$;
-         ALTER ROLE mlflow WITH LOGIN PASSWORD '{password}';
-         SELECT 'CREATE DATABASE mlflow OWNER mlflow'
-           WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'mlflow') \\gexec
-        "
-    );
-    if let Err(e) = psql("postgres", &sql) {
-        panic!("cannot prepare the `mlflow` role and database: {e}");
+/// What examples/local-postgres.yml leaves behind, under this run's own name: a login role
+/// with `password` and a database owned by it. Both are dropped when this is dropped (also
+/// after a failed assertion).
+struct Database {
+    name: String,
+}
+
+impl Database {
+    fn create(password: &str) -> Self {
+        let name = format!(
+            "preset_production_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_nanos()
+        );
+        let sql = format!(
+            "CREATE ROLE {name} LOGIN PASSWORD '{password}';
+             CREATE DATABASE {name} OWNER {name};"
+        );
+        if let Err(e) = psql("postgres", &sql) {
+            panic!("cannot create the role and database {name}: {e}");
+        }
+        Self { name }
     }
 }
 
-/// Deletes this test's experiment row when dropped (also after a failed assertion); the
-/// `mlflow` database itself stays.
-struct TestExperiment(String);
-
-impl Drop for TestExperiment {
+impl Drop for Database {
     fn drop(&mut self) {
-        let id = &self.0;
+        let name = &self.name;
         let sql = format!(
-            "DELETE FROM experiment_tags WHERE experiment_id = {id};
-             DELETE FROM experiments WHERE experiment_id = {id};"
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE);
+             DROP ROLE IF EXISTS {name};"
         );
-        if let Err(e) = psql("mlflow", &sql) {
-            eprintln!("could not remove test experiment {id}: {e}");
+        if let Err(e) = psql("postgres", &sql) {
+            eprintln!("could not drop the role and database {name}: {e}");
         }
     }
 }
 
-/// The playbook's assert block names http://localhost:5000 verbatim: nothing may answer there
-/// (on 127.0.0.1 or ::1) before the test starts its own server.
-fn assert_port_5000_free() {
-    let v4_taken = TcpListener::bind(("127.0.0.1", 5000)).is_err();
-    let v6: SocketAddr = "[::1]:5000".parse().expect("address");
-    let v6_taken = TcpStream::connect_timeout(&v6, Duration::from_secs(1)).is_ok();
-    assert!(
-        !v4_taken && !v6_taken,
-        "port 5000 is in use on {}: examples/production.yml asserts \
-         http://localhost:5000/api/2.0/experiments verbatim, so this test runs the server on \
-         the default port 5000; stop what listens there (`ss -ltnp 'sport = :5000'`) and run \
-         the test again",
-        if v4_taken { "127.0.0.1" } else { "::1" }
+/// Replaces the one occurrence of `from` in `text`.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "`{from}` in: {text}");
+    text.replace(from, to)
+}
+
+/// examples/production.yml with its assert pointed at the install's port and its store at
+/// `db`, written into the install's folder; returns its path.
+fn production_playbook(inst: &Install, db: &Database) -> String {
+    let text = std::fs::read_to_string(common::root().join("examples/production.yml"))
+        .expect("examples/production.yml");
+    assert_eq!(text.matches("5000").count(), 1, "{text}");
+    let text = replace_once(
+        &text,
+        "url: http://localhost:5000/api/2.0/experiments",
+        &format!("url: http://localhost:{}/api/2.0/experiments", inst.port),
     );
+    let text = replace_once(
+        &text,
+        "postgresql://mlflow:{{ env.MLFLOW_DB_PASSWORD }}@127.0.0.1:5432/mlflow\"",
+        &format!(
+            "postgresql://{0}:{{{{ env.MLFLOW_DB_PASSWORD }}}}@127.0.0.1:5432/{0}\"",
+            db.name
+        ),
+    );
+    let path = inst.path("production.yml");
+    std::fs::write(&path, text).expect("write the playbook");
+    path.display().to_string()
 }
 
 #[test]
@@ -128,15 +148,16 @@ fn production_block_on_local_postgresql() {
         );
     }
     let password = random_password();
-    prepare_database(&password);
-    assert_port_5000_free();
-    let inst = Install::on_default_port().with_env("MLFLOW_DB_PASSWORD", &password);
+    let db = Database::create(&password);
+    let inst = Install::new().with_env("MLFLOW_DB_PASSWORD", &password);
+    let playbook = production_playbook(&inst, &db);
+    let verify_url = format!("http://localhost:{}/api/2.0/experiments", inst.port);
     let env_file = inst.path("etc/mlflow.env");
     let unit_file = inst.path("units/mlflow.service");
     let binary = inst.path("bin/mlflow");
 
     // 1. The block installs and starts the server on PostgreSQL; its assert holds.
-    let run = inst.apply("examples/production.yml", &[]);
+    let run = inst.apply(&playbook, &[]);
     assert_eq!(run.code, 0, "{}", run.raw);
     assert_eq!(run.count("failed"), 0, "{}", run.raw);
     assert!(
@@ -155,7 +176,7 @@ fn production_block_on_local_postgresql() {
     assert!(
         verify["message"]
             .as_str()
-            .is_some_and(|m| m.contains("http://localhost:5000/api/2.0/experiments")),
+            .is_some_and(|m| m.contains(&verify_url)),
         "{}",
         run.raw
     );
@@ -174,7 +195,8 @@ fn production_block_on_local_postgresql() {
     let env_text = std::fs::read_to_string(&env_file).expect("env file");
     assert!(
         env_text.contains(&format!(
-            "MLFLOW_BACKEND_STORE_URI=postgresql://mlflow:{password}@127.0.0.1:5432/mlflow\n"
+            "MLFLOW_BACKEND_STORE_URI=postgresql://{0}:{password}@127.0.0.1:5432/{0}\n",
+            db.name
         )),
         "the environment file does not hold the PostgreSQL URI"
     );
@@ -214,12 +236,11 @@ fn production_block_on_local_postgresql() {
         .as_str()
         .expect("experiment_id")
         .to_string();
-    let _row = TestExperiment(id.clone());
     let row_sql = format!("SELECT experiment_id FROM experiments WHERE name = '{name}'");
-    assert_eq!(psql("mlflow", &row_sql), Ok(id.clone()));
+    assert_eq!(psql(&db.name, &row_sql), Ok(id.clone()));
 
     // 2. A second apply changes nothing and leaves the same process running.
-    let run = inst.apply("examples/production.yml", &[]);
+    let run = inst.apply(&playbook, &[]);
     assert_eq!(run.code, 0, "{}", run.raw);
     assert_eq!(run.count("changed"), 0, "{}", run.raw);
     assert_eq!(
@@ -251,13 +272,15 @@ fn production_block_on_local_postgresql() {
     assert!(
         run.step("keep the tracking data")["message"]
             .as_str()
-            .is_some_and(|m| m.contains("postgresql://mlflow:***@127.0.0.1:5432/mlflow")),
+            .is_some_and(
+                |m| m.contains(&format!("postgresql://{0}:***@127.0.0.1:5432/{0}", db.name))
+            ),
         "absent must name the PostgreSQL store it keeps: {}",
         run.raw
     );
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!listening(5000), "server still listening: {}", run.raw);
-    assert_eq!(psql("mlflow", &row_sql), Ok(id), "data lost");
+    assert!(!listening(inst.port), "server still listening: {}", run.raw);
+    assert_eq!(psql(&db.name, &row_sql), Ok(id), "data lost");
 
     eprintln!(
         "production block on PostgreSQL: {:.1}s",

@@ -21,14 +21,15 @@ use std::time::Duration;
 use common::{free_port, http, listening, root, server_binary, Install};
 
 /// Runs the seed's "Log experiment from Python" snippet against `uri` with the official
-/// client from the test venv. Returns false (and says so) when the venv is missing.
+/// client from the test venv. Returns false when the venv is missing (a failure under
+/// tests/run, see [`common::cannot_run`]).
 fn seed_python_snippet(uri: &str) -> bool {
     let python = root().join(".venv/bin/python");
     if !python.is_file() {
-        eprintln!(
-            "note: {} missing (tests/setup-python.sh): the seed's Python snippet is not run",
+        common::cannot_run(&format!(
+            "{} missing (tests/setup-python.sh): the seed's Python snippet is not run",
             python.display()
-        );
+        ));
         return false;
     }
     let snippet = "\nimport mlflow\nmlflow.start_run()\nmlflow.log_param('learning_rate', 0.01)\nmlflow.log_metric('accuracy', 0.95)\nmlflow.end_run()\n";

@@ -73,8 +73,6 @@ impl Run {
 pub struct Install {
     pub dir: tempfile::TempDir,
     pub port: u16,
-    /// Whether `tracking_uri` is overridden to `port`; false keeps the preset's default.
-    set_tracking_uri: bool,
     env: Vec<(String, String)>,
 }
 
@@ -84,17 +82,8 @@ impl Install {
         Self {
             dir: tempfile::tempdir().expect("temporary folder"),
             port: free_port(),
-            set_tracking_uri: true,
             env: Vec::new(),
         }
-    }
-
-    /// On the preset's default address, http://127.0.0.1:5000 (no `tracking_uri` override).
-    pub fn on_default_port() -> Self {
-        let mut inst = Self::new();
-        inst.port = 5000;
-        inst.set_tracking_uri = false;
-        inst
     }
 
     /// An environment variable for every `preset` run (e.g. a password for `{{ env.X }}`).
@@ -115,14 +104,12 @@ impl Install {
             std::env::var("USER").unwrap_or_default()
         };
         let mut e = vec![
+            format!("tracking_uri=http://127.0.0.1:{}", self.port),
             format!("data_dir={d}/data"),
             format!("bin_dir={d}/bin"),
             format!("config_dir={d}/etc"),
             format!("unit_dir={d}/units"),
         ];
-        if self.set_tracking_uri {
-            e.insert(0, format!("tracking_uri=http://127.0.0.1:{}", self.port));
-        }
         if !user.is_empty() {
             // Run as ourselves: no system user is created on this machine.
             e.push(format!("user={user}"));
@@ -130,6 +117,7 @@ impl Install {
         e
     }
 
+    /// `preset apply` of `playbook` (relative to the repository, or absolute).
     pub fn apply(&self, playbook: &str, extra: &[&str]) -> Run {
         let mut args: Vec<String> = vec!["apply".into(), "--format".into(), "json".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
