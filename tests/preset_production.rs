@@ -216,15 +216,8 @@ fn production_block_on_local_postgresql() {
     );
 
     // The server really stores in PostgreSQL: an experiment created over HTTP is a row in
-    // the `mlflow` database.
-    let name = format!(
-        "preset-production-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_nanos()
-    );
+    // this run's database.
+    let name = format!("{}-experiment", db.name);
     let (status, body) = http(
         "POST",
         &inst.url("/api/2.0/mlflow/experiments/create"),
