@@ -4,7 +4,8 @@
 //! [`service`] (MLflow's rules: validation, limits, run names), which calls [`store`]
 //! (MLflow's SQL schema through sqlx). [`domain`] holds the rules that need neither HTTP
 //! nor SQL, [`wire`] the JSON format, [`cli`] the command line, and [`client`] the
-//! commands that talk to a running server over HTTP.
+//! commands that talk to a running server over HTTP. [`serving`] serves and predicts with
+//! models (`mlflow models serve|predict`).
 
 pub mod artifacts;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod service;
+pub mod serving;
 pub mod store;
 pub mod wire;
 

@@ -10,11 +10,13 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use mlflow_server::artifacts::ArtifactRepo;
+use mlflow_server::cli::models::{ModelsArgs, ModelsCommand};
 use mlflow_server::cli::{Cli, Command, ServerArgs};
 use mlflow_server::client;
 use mlflow_server::config::ServerConfig;
 use mlflow_server::http::{self, AppState};
 use mlflow_server::service::Tracking;
+use mlflow_server::serving;
 use mlflow_server::store::{Store, StoreOptions};
 
 fn main() -> ExitCode {
@@ -27,6 +29,23 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     eprintln!("Error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Models(ModelsArgs {
+            command: deploy @ (ModelsCommand::Serve(_) | ModelsCommand::Predict(_)),
+        }) => {
+            init_logging();
+            let result = match deploy {
+                ModelsCommand::Serve(args) => serving::serve(args),
+                ModelsCommand::Predict(args) => serving::predict(args),
+                _ => Ok(()),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
                     ExitCode::FAILURE
                 }
             }

@@ -6,6 +6,7 @@ pub mod common;
 pub mod experiments;
 pub mod models;
 pub mod runs;
+pub mod serving;
 
 /// Version line: our version and the MLflow release whose API and schema we speak.
 pub const VERSION: &str = concat!(

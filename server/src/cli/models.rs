@@ -1,6 +1,7 @@
-//! `mlflow models ...`: the model registry. The Python `mlflow models` group is about
-//! serving; these registry commands are ours, with the seed's spellings
-//! (`create -n NAME -d DESCRIPTION`, `transition-request create --name --version --stage`).
+//! `mlflow models ...`: the model registry, with the seed's spellings (`create -n NAME -d
+//! DESCRIPTION`, `transition-request create --name --version --stage`), next to the Python
+//! CLI's deployment commands (`serve`, `predict`, `generate-dockerfile`, `build-docker`,
+//! defined in [`super::serving`]).
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -40,17 +41,14 @@ pub enum ModelsCommand {
     Versions(VersionsArgs),
     /// Aliases (such as `champion`) that name a version: `models:/NAME@ALIAS`.
     Alias(AliasArgs),
-    /// Serving needs the Python MLflow package; this says how to run it.
-    #[command(hide = true)]
-    Serve(ServeArgs),
-}
-
-/// `mlflow models serve ...` of the Python CLI, kept only to point at it.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// The Python CLI's arguments, such as -m "models:/my-model/production" --port 8000.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
+    /// Serve a model over HTTP with MLflow's scoring protocol (/ping, /invocations).
+    Serve(super::serving::ServeArgs),
+    /// Predict with a model on a JSON or CSV file.
+    Predict(super::serving::PredictArgs),
+    /// Write a Dockerfile that serves the model (and Kubernetes manifests with --kubernetes).
+    GenerateDockerfile(super::serving::DockerfileArgs),
+    /// Build a Docker image that serves the model.
+    BuildDocker(super::serving::BuildDockerArgs),
 }
 
 #[derive(Debug, Args)]

@@ -318,6 +318,52 @@ impl Client {
         }
     }
 
+    /// GET a path under the server's base URL that is not under `/api/2.0/mlflow/`, such as
+    /// `api/2.0/mlflow-artifacts/artifacts` (the artifact proxy's listing).
+    pub fn get_path(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
+        let url = format!("{}/{}", self.base_url(), path.trim_start_matches('/'));
+        self.call_url(Method::GET, &url, path, query, None)
+    }
+
+    /// GET a file under the server's base URL as a stream (artifact downloads), with the same
+    /// retries and error mapping as the JSON calls.
+    pub fn download(&self, path: &str) -> Result<reqwest::blocking::Response, ClientError> {
+        let url = format!("{}/{}", self.base_url(), path.trim_start_matches('/'));
+        let mut attempt = 0;
+        loop {
+            // No overall timeout: a large model may take longer than one API call.
+            let request = self.http.get(&url).timeout(Duration::from_secs(24 * 3600));
+            let response = self.authorize(request).send().map_err(|e| self.send_error(&e))?;
+            let status = response.status().as_u16();
+            if attempt < self.settings.retry.max_retries && is_transient(&Method::GET, status) {
+                attempt += 1;
+                std::thread::sleep(self.settings.retry.delay(attempt, retry_after(&response)));
+                continue;
+            }
+            if (200..300).contains(&status) {
+                return Ok(response);
+            }
+            let text = response.text().unwrap_or_default();
+            return Err(error_from_body(status, &url, &text));
+        }
+    }
+
+    fn send_error(&self, e: &reqwest::Error) -> ClientError {
+        if e.is_timeout() {
+            ClientError::Timeout {
+                url: self.base_url().to_string(),
+                seconds: self.settings.timeout.as_secs(),
+            }
+        } else {
+            let reason = root_cause(e);
+            ClientError::Connect {
+                hint: connect_hint(&reason),
+                url: self.base_url().to_string(),
+                reason,
+            }
+        }
+    }
+
     fn call(
         &self,
         method: Method,
@@ -325,28 +371,24 @@ impl Client {
         query: &[(&str, String)],
         body: Option<Value>,
     ) -> Result<Value, ClientError> {
-        let url = self.endpoint_url(endpoint);
+        self.call_url(method, &self.endpoint_url(endpoint), endpoint, query, body)
+    }
+
+    fn call_url(
+        &self,
+        method: Method,
+        url: &str,
+        endpoint: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<Value, ClientError> {
         let mut attempt = 0;
         loop {
-            let mut request = self.http.request(method.clone(), &url).query(query);
+            let mut request = self.http.request(method.clone(), url).query(query);
             if let Some(body) = &body {
                 request = request.json(body);
             }
-            let response = self.authorize(request).send().map_err(|e| {
-                if e.is_timeout() {
-                    ClientError::Timeout {
-                        url: self.base_url().to_string(),
-                        seconds: self.settings.timeout.as_secs(),
-                    }
-                } else {
-                    let reason = root_cause(&e);
-                    ClientError::Connect {
-                        hint: connect_hint(&reason),
-                        url: self.base_url().to_string(),
-                        reason,
-                    }
-                }
-            })?;
+            let response = self.authorize(request).send().map_err(|e| self.send_error(&e))?;
             let status = response.status().as_u16();
             if attempt < self.settings.retry.max_retries && is_transient(&method, status) {
                 attempt += 1;
@@ -370,7 +412,7 @@ impl Client {
                     }),
                 };
             }
-            return Err(error_from_body(status, &url, &text));
+            return Err(error_from_body(status, url, &text));
         }
     }
 

@@ -45,14 +45,14 @@ pub fn run(client: &Client, command: ModelsCommand) -> Result<String, ClientErro
                 Ok(versions_table(&model["registered_model"], &versions))
             }
         },
-        ModelsCommand::Serve(args) => Err(ClientError::Config(format!(
-            "this mlflow binary does not serve models; the Python MLflow package does, with \
-             the same MLFLOW_TRACKING_URI: python -m mlflow models serve{}",
-            args.args
-                .iter()
-                .map(|a| format!(" {}", shell_quote(a)))
-                .collect::<String>()
-        ))),
+        ModelsCommand::Serve(_)
+        | ModelsCommand::Predict(_)
+        | ModelsCommand::GenerateDockerfile(_)
+        | ModelsCommand::BuildDocker(_) => Err(ClientError::Config(
+            "model deployment commands run locally (crate::serving); they are not registry \
+             client commands"
+                .into(),
+        )),
         ModelsCommand::Alias(a) => match a.command {
             AliasCommand::Set(args) => {
                 let body = json!({
@@ -213,16 +213,6 @@ fn list_versions(client: &Client, name: &str) -> Result<Vec<Value>, ClientError>
     Ok(versions)
 }
 
-/// `arg` as a POSIX shell word.
-fn shell_quote(arg: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c);
-    if !arg.is_empty() && arg.chars().all(plain) {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
-}
-
 /// A search-filter string literal for `value`.
 fn quote(value: &str) -> Result<String, ClientError> {
     if !value.contains('\'') {
@@ -305,16 +295,6 @@ fn describe(model: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serve_arguments_are_quoted_for_the_shell() {
-        assert_eq!(
-            shell_quote("models:/my-model/production"),
-            "models:/my-model/production"
-        );
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-    }
 
     #[test]
     fn names_are_quoted_for_filters() {
