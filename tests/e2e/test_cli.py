@@ -233,15 +233,6 @@ def test_readme_registry_workflow_runs_as_written():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def test_seed_serve_line_points_at_the_python_package(server):
-    """The seed's `mlflow models serve` line is the Python package's job; say how to run it."""
-    proc = bash(server.url, 'mlflow models serve -m "models:/my-model/production" --port 8000')
-    line = _one_error_line(proc)
-    assert line.endswith(
-        "python -m mlflow models serve -m models:/my-model/production --port 8000"
-    ), line
-
-
 # --- models ---------------------------------------------------------------------------------
 
 

@@ -170,6 +170,39 @@ mod tests {
     }
 
     #[test]
+    fn the_seeds_serve_line_parses() {
+        let Ok(Cli {
+            command: Command::Models(m),
+        }) = Cli::try_parse_from([
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/my-model/production",
+            "--port",
+            "8000",
+        ])
+        else {
+            panic!("the seed's serve line does not parse");
+        };
+        let ModelsCommand::Serve(args) = m.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.source.model_uri, "models:/my-model/production");
+        assert_eq!((args.port, args.host.as_str()), (8000, "127.0.0.1"));
+        assert_eq!(
+            args.source.env_manager(),
+            super::serving::EnvManager::Virtualenv
+        );
+        for line in [
+            "mlflow models serve -m m --no-conda -h 0.0.0.0 -p 1 -w 2 -t 5",
+            "mlflow models predict -m m -i in.json -o out.json -t csv --env-manager local",
+        ] {
+            assert!(parse(line).is_ok(), "{line}");
+        }
+    }
+
+    #[test]
     fn python_cli_flags_parse() {
         for line in [
             "mlflow experiments create --experiment-name X --artifact-location /tmp/a",

@@ -84,7 +84,12 @@ pub struct ServeArgs {
     pub host: String,
 
     /// Seconds a request may take before it is answered 504.
-    #[arg(short = 't', long, env = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT", default_value_t = 60)]
+    #[arg(
+        short = 't',
+        long,
+        env = "MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT",
+        default_value_t = 60
+    )]
     pub timeout: u64,
 
     /// Python worker processes for python_function models.
@@ -132,13 +137,19 @@ pub struct DockerfileArgs {
     pub docker: DockerArgs,
 
     /// The directory to write into.
-    #[arg(short = 'd', long = "output-directory", default_value = "mlflow-dockerfile")]
+    #[arg(
+        short = 'd',
+        long = "output-directory",
+        default_value = "mlflow-dockerfile"
+    )]
     pub output_directory: PathBuf,
 }
 
 /// `mlflow models build-docker`.
 #[derive(Debug, Args)]
-#[command(about = "Build a Docker image that serves the model on port 8080 (needs a container engine)")]
+#[command(
+    about = "Build a Docker image that serves the model on port 8080 (needs a container engine)"
+)]
 pub struct BuildDockerArgs {
     #[command(flatten)]
     pub docker: DockerArgs,

@@ -333,7 +333,10 @@ impl Client {
         loop {
             // No overall timeout: a large model may take longer than one API call.
             let request = self.http.get(&url).timeout(Duration::from_secs(24 * 3600));
-            let response = self.authorize(request).send().map_err(|e| self.send_error(&e))?;
+            let response = self
+                .authorize(request)
+                .send()
+                .map_err(|e| self.send_error(&e))?;
             let status = response.status().as_u16();
             if attempt < self.settings.retry.max_retries && is_transient(&Method::GET, status) {
                 attempt += 1;
@@ -388,7 +391,10 @@ impl Client {
             if let Some(body) = &body {
                 request = request.json(body);
             }
-            let response = self.authorize(request).send().map_err(|e| self.send_error(&e))?;
+            let response = self
+                .authorize(request)
+                .send()
+                .map_err(|e| self.send_error(&e))?;
             let status = response.status().as_u16();
             if attempt < self.settings.retry.max_retries && is_transient(&method, status) {
                 attempt += 1;

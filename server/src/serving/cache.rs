@@ -31,13 +31,20 @@ struct Manifest {
     files: Vec<Entry>,
 }
 
-/// The cache root: MLFLOW_MODEL_CACHE, else $XDG_CACHE_HOME/mlflow/models, else
-/// ~/.cache/mlflow/models.
+fn var(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
+}
+
+/// Where downloaded models go: MLFLOW_MODEL_CACHE, else `models` under [`cache_root`].
+pub fn models_dir() -> PathBuf {
+    var("MLFLOW_MODEL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_root().join("models"))
+}
+
+/// The root of our caches (models, Python environments): $XDG_CACHE_HOME/mlflow, else
+/// ~/.cache/mlflow.
 pub fn cache_root() -> PathBuf {
-    let var = |n: &str| std::env::var_os(n).filter(|v| !v.is_empty());
-    if let Some(dir) = var("MLFLOW_MODEL_CACHE") {
-        return PathBuf::from(dir);
-    }
     let base = var("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))
@@ -58,9 +65,7 @@ fn hex(bytes: &[u8]) -> String {
 /// it unless a verified copy is cached.
 pub fn fetch(client: &Client, path: &str) -> Result<PathBuf, ServingError> {
     let source = format!("{}/mlflow-artifacts:/{path}", client.base_url());
-    let dir = cache_root()
-        .join("models")
-        .join(&sha256_hex(source.as_bytes())[..32]);
+    let dir = models_dir().join(&sha256_hex(source.as_bytes())[..32]);
     let model = dir.join("model");
     if verify(&dir.join("manifest.json"), &model).is_ok() {
         return Ok(model);
@@ -214,7 +219,8 @@ fn verify(manifest: &Path, model: &Path) -> Result<(), String> {
     let text = fs::read(manifest).map_err(|e| e.to_string())?;
     let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| e.to_string())?;
     for entry in &manifest.files {
-        let bytes = fs::read(model.join(&entry.path)).map_err(|e| format!("{}: {e}", entry.path))?;
+        let bytes =
+            fs::read(model.join(&entry.path)).map_err(|e| format!("{}: {e}", entry.path))?;
         if bytes.len() as u64 != entry.size || sha256_hex(&bytes) != entry.sha256 {
             return Err(format!("{} changed", entry.path));
         }
@@ -245,7 +251,7 @@ mod tests {
             source: "s".into(),
             files: vec![Entry {
                 path: "MLmodel".into(),
-                size: 13,
+                size: 12,
                 sha256: sha256_hex(b"flavors: {}\n"),
             }],
         };

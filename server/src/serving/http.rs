@@ -80,7 +80,12 @@ fn json_response(status: u16, body: String) -> Response {
 
 fn respond(answer: Answer) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, answer.content_type)], answer.body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, answer.content_type)],
+        answer.body,
+    )
+        .into_response()
 }
 
 fn text(status: u16, body: String) -> Response {
@@ -103,7 +108,11 @@ async fn not_found() -> Response {
     json_response(404, r#"{"detail":"Not Found"}"#.into())
 }
 
-async fn invocations(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn invocations(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -142,7 +151,9 @@ async fn invocations(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
                 );
             };
             if mime == "text/csv" {
-                Payload::Csv { body: text.to_string() }
+                Payload::Csv {
+                    body: text.to_string(),
+                }
             } else {
                 match decode_json(text, app.scorer.input_schema()) {
                     Ok(p) => p,

@@ -19,10 +19,7 @@ pub struct Frame {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     /// Tabular input, with the request's `params`.
-    Frame {
-        frame: Frame,
-        params: Option<Value>,
-    },
+    Frame { frame: Frame, params: Option<Value> },
     /// A JSON request to hand to the model as it is (tensors, nested data), with its
     /// parsed form for native runtimes.
     Json { body: String, parsed: Value },
@@ -263,7 +260,10 @@ mod tests {
             assert_eq!(frame_of(body, Some(&s)), want);
         }
         let ragged = frame_of(json!({"dataframe_records": [{"a": 1}, {"b": 2}]}), None);
-        assert_eq!(ragged.rows, vec![vec![json!(1), json!(null)], vec![json!(null), json!(2)]]);
+        assert_eq!(
+            ragged.rows,
+            vec![vec![json!(1), json!(null)], vec![json!(null), json!(2)]]
+        );
     }
 
     #[test]

@@ -60,10 +60,7 @@ impl MlModel {
 
     pub fn parse(dir: &Path, text: &str) -> Result<Self, ServingError> {
         let raw: Raw = serde_saphyr::from_str(text).map_err(|e| {
-            ServingError::Model(format!(
-                "{}/MLmodel is not valid YAML: {e}",
-                dir.display()
-            ))
+            ServingError::Model(format!("{}/MLmodel is not valid YAML: {e}", dir.display()))
         })?;
         let flavors = raw.flavors.unwrap_or_default();
         if flavors.is_empty() {

@@ -70,10 +70,7 @@ impl Pool {
     /// Starts the workers and waits until each has loaded the model; a model that fails to
     /// load fails here, with the Python error on stderr.
     pub async fn start(config: PoolConfig) -> Result<Pool, String> {
-        let script = config.script_dir.join("mlflow_rs_worker.py");
-        std::fs::create_dir_all(&config.script_dir)
-            .and_then(|()| std::fs::write(&script, WORKER_PY))
-            .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+        let script = write_script(&config.script_dir)?;
         let config = Arc::new(config);
         let (tx, rx) = mpsc::channel::<Job>(4096);
         let rx = Arc::new(Mutex::new(rx));
@@ -81,8 +78,13 @@ impl Pool {
         for _ in 0..config.workers {
             procs.push(Worker::spawn(&config, &script));
         }
-        for (i, proc) in futures::future::join_all(procs).await.into_iter().enumerate() {
-            let proc = proc.map_err(|e| format!("the model's Python worker failed to start: {e}"))?;
+        for (i, proc) in futures::future::join_all(procs)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            let proc =
+                proc.map_err(|e| format!("the model's Python worker failed to start: {e}"))?;
             let (config, script, rx) = (config.clone(), script.clone(), rx.clone());
             tokio::spawn(run_worker(i, proc, config, script, rx));
         }
@@ -121,6 +123,21 @@ impl Pool {
             ScoringError::internal("the model's worker pool dropped the request").into()
         })
     }
+}
+
+/// worker.py under a name of its contents, written atomically: concurrent servers share it.
+fn write_script(dir: &Path) -> Result<PathBuf, String> {
+    let hash = super::cache::sha256_hex(WORKER_PY.as_bytes());
+    let script = dir.join(format!("worker-{}.py", &hash[..12]));
+    if script.exists() {
+        return Ok(script);
+    }
+    let tmp = dir.join(format!("worker.py.{}", std::process::id()));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&tmp, WORKER_PY))
+        .and_then(|()| std::fs::rename(&tmp, &script))
+        .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+    Ok(script)
 }
 
 /// One worker process and its pipes.
@@ -164,8 +181,8 @@ impl Worker {
 
     async fn send(&mut self, msg: &Value) -> std::io::Result<()> {
         let data = serde_json::to_vec(msg)?;
-        let len = u32::try_from(data.len())
-            .map_err(|_| std::io::Error::other("a batch over 4 GiB"))?;
+        let len =
+            u32::try_from(data.len()).map_err(|_| std::io::Error::other("a batch over 4 GiB"))?;
         self.stdin.write_all(&len.to_be_bytes()).await?;
         self.stdin.write_all(&data).await?;
         self.stdin.flush().await
@@ -250,7 +267,15 @@ async fn run_worker(
             Err(Failure::Died(_)) => {
                 // Find the request that killed it: each alone on a fresh process.
                 for job in jobs {
-                    let answer = match round_trip(index, &mut proc, &config, &script, std::slice::from_ref(&job)).await {
+                    let answer = match round_trip(
+                        index,
+                        &mut proc,
+                        &config,
+                        &script,
+                        std::slice::from_ref(&job),
+                    )
+                    .await
+                    {
                         Ok(mut answers) => answers.pop().unwrap_or_else(|| died("no answer")),
                         Err(Failure::Timeout) => Answer {
                             status: 504,
@@ -318,7 +343,10 @@ async fn round_trip(
 
 fn answer_of(result: &Value) -> Answer {
     Answer {
-        status: result["status"].as_u64().and_then(|s| u16::try_from(s).ok()).unwrap_or(500),
+        status: result["status"]
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+            .unwrap_or(500),
         content_type: result["content_type"]
             .as_str()
             .unwrap_or("application/json")

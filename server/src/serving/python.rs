@@ -48,7 +48,10 @@ pub fn local_python(model: &MlModel) -> Result<PathBuf, ServingError> {
         }
     }
     let tried = match &explicit {
-        Some(p) => format!("MLFLOW_PYTHON={} has no mlflow package", Path::new(p).display()),
+        Some(p) => format!(
+            "MLFLOW_PYTHON={} has no mlflow package",
+            Path::new(p).display()
+        ),
         None if candidates.is_empty() => "no python3 or python on PATH".into(),
         None => format!(
             "{} on PATH has no mlflow package",
@@ -63,7 +66,10 @@ pub fn local_python(model: &MlModel) -> Result<PathBuf, ServingError> {
         "{}, but {tried}: install it (pip install mlflow=={}) or set MLFLOW_PYTHON to a python \
          that has it",
         needs(model),
-        model.mlflow_version.as_deref().unwrap_or(crate::MLFLOW_COMPAT_VERSION)
+        model
+            .mlflow_version
+            .as_deref()
+            .unwrap_or(crate::MLFLOW_COMPAT_VERSION)
     )))
 }
 
@@ -82,7 +88,10 @@ fn is_executable(path: &Path) -> bool {
 
 fn has_mlflow(python: &Path) -> bool {
     Command::new(python)
-        .args(["-c", "import importlib.util,sys; sys.exit(importlib.util.find_spec('mlflow') is None)"])
+        .args([
+            "-c",
+            "import importlib.util,sys; sys.exit(importlib.util.find_spec('mlflow') is None)",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -147,7 +156,9 @@ fn virtualenv(model: &MlModel) -> Result<PathBuf, ServingError> {
     let mut key_text = spec_text.clone();
     for dep in &spec.dependencies {
         if let Some(file) = dep.strip_prefix("-r ") {
-            key_text.push_str(&std::fs::read_to_string(model.dir.join(file.trim())).unwrap_or_default());
+            key_text.push_str(
+                &std::fs::read_to_string(model.dir.join(file.trim())).unwrap_or_default(),
+            );
         }
     }
     let want = spec
@@ -174,7 +185,10 @@ fn virtualenv(model: &MlModel) -> Result<PathBuf, ServingError> {
         std::fs::create_dir_all(parent).map_err(|e| ServingError::io(parent, e))?;
     }
     let build = || -> Result<(), ServingError> {
-        run(Command::new(&base).arg("-m").arg("venv").arg(&staging), "python -m venv")?;
+        run(
+            Command::new(&base).arg("-m").arg("venv").arg(&staging),
+            "python -m venv",
+        )?;
         let pip = |args: &[String]| -> Result<(), ServingError> {
             if args.is_empty() {
                 return Ok(());
@@ -197,10 +211,16 @@ fn virtualenv(model: &MlModel) -> Result<PathBuf, ServingError> {
             }
         }
         // The worker imports mlflow: add it when the model's requirements do not.
-        if !key_text.lines().any(|l| l.trim_start().starts_with("mlflow")) {
+        if !key_text
+            .lines()
+            .any(|l| l.trim_start().starts_with("mlflow"))
+        {
             deps.push(format!(
                 "mlflow=={}",
-                model.mlflow_version.as_deref().unwrap_or(crate::MLFLOW_COMPAT_VERSION)
+                model
+                    .mlflow_version
+                    .as_deref()
+                    .unwrap_or(crate::MLFLOW_COMPAT_VERSION)
             ));
         }
         pip(&deps)

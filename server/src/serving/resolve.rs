@@ -39,17 +39,52 @@ pub fn resolve(
             let reply = client()?.get(&format!("logged-models/{model_id}"), &[])?;
             string_at(&reply, "/model/info/artifact_uri", "logged-models/get")?
         }
-        ModelUri::Run { run_id, path } => {
-            let reply = client()?.get("runs/get", &[("run_id", run_id.clone())])?;
-            let root = string_at(&reply, "/run/info/artifact_uri", "runs/get")?;
-            if path.is_empty() {
-                root
-            } else {
-                format!("{}/{path}", root.trim_end_matches('/'))
-            }
-        }
+        ModelUri::Run { run_id, path } => run_model_uri(&client()?, run_id, path)?,
     };
     location_of(&artifact_uri)
+}
+
+/// `runs:/RUN_ID/NAME[/REST]`: in MLflow 3 a model logged in a run is a logged model named
+/// NAME whose source run is RUN_ID, stored outside the run's artifacts; older models are
+/// the run's artifacts at the path. As MLflow does, the logged model wins.
+fn run_model_uri(client: &Client, run_id: &str, path: &str) -> Result<String, ServingError> {
+    let reply = client.get("runs/get", &[("run_id", run_id.to_string())])?;
+    let root = string_at(&reply, "/run/info/artifact_uri", "runs/get")?;
+    let experiment_id = string_at(&reply, "/run/info/experiment_id", "runs/get")?;
+    let (name, rest) = path.split_once('/').unwrap_or((path, ""));
+    if !name.is_empty() && !name.contains('\'') {
+        let mut token: Option<String> = None;
+        loop {
+            let mut body = json!({
+                "experiment_ids": [experiment_id],
+                "filter": format!("name = '{name}'"),
+                "max_results": 100,
+            });
+            if let Some(t) = &token {
+                body["page_token"] = json!(t);
+            }
+            let page = client.post("logged-models/search", body)?;
+            for m in page["models"].as_array().into_iter().flatten() {
+                if m.pointer("/info/source_run_id").and_then(Value::as_str) == Some(run_id) {
+                    let uri = string_at(m, "/info/artifact_uri", "logged-models/search")?;
+                    return Ok(if rest.is_empty() {
+                        uri
+                    } else {
+                        format!("{}/{rest}", uri.trim_end_matches('/'))
+                    });
+                }
+            }
+            match page["next_page_token"].as_str().filter(|t| !t.is_empty()) {
+                Some(t) if token.as_deref() != Some(t) => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+    }
+    Ok(if path.is_empty() {
+        root
+    } else {
+        format!("{}/{path}", root.trim_end_matches('/'))
+    })
 }
 
 /// The version a registry selector names.

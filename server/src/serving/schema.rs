@@ -93,9 +93,7 @@ impl Schema {
             let tensors = specs
                 .into_iter()
                 .map(|s| {
-                    let t = s
-                        .tensor_spec
-                        .ok_or("a tensor input without tensor-spec")?;
+                    let t = s.tensor_spec.ok_or("a tensor input without tensor-spec")?;
                     Ok(TensorSpec {
                         name: s.name,
                         dtype: t.dtype,
@@ -195,7 +193,10 @@ fn check_value(column: &str, ty: &str, value: &Value) -> Result<(), ScoringError
                 let dtype = if ty == "double" { "float64" } else { "float32" };
                 fail(
                     dtype,
-                    format!("ValueError(\"could not convert string to float: {}\")", py_repr(s)),
+                    format!(
+                        "ValueError(\"could not convert string to float: {}\")",
+                        py_repr(s)
+                    ),
                 )
             }
         }
@@ -251,7 +252,11 @@ fn py_repr(s: &str) -> String {
 fn py_list(items: &[&str]) -> String {
     format!(
         "[{}]",
-        items.iter().map(|s| py_repr(s)).collect::<Vec<_>>().join(", ")
+        items
+            .iter()
+            .map(|s| py_repr(s))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -345,7 +350,10 @@ mod tests {
              column a to type 'float64'. Error: 'ValueError(\"could not convert string to float: 'x'\")'"
         );
         assert!(schema()
-            .check_frame(&frame(&["a", "b"], json!([["1e3", "7"], [null, 2], [" nan", 1]])))
+            .check_frame(&frame(
+                &["a", "b"],
+                json!([["1e3", "7"], [null, 2], [" nan", 1]])
+            ))
             .is_ok());
         assert!(schema()
             .check_frame(&frame(&["a", "b"], json!([[1, "1.5"]])))

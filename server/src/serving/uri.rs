@@ -25,10 +25,17 @@ pub enum ModelUri {
         selector: VersionSelector,
     },
     /// MLflow 3's logged models: `models:/m-...`.
-    LoggedModel { model_id: String },
-    Run { run_id: String, path: String },
+    LoggedModel {
+        model_id: String,
+    },
+    Run {
+        run_id: String,
+        path: String,
+    },
     /// An artifact URI the tracking server proxies (`mlflow-artifacts:/...`).
-    Artifacts { path: String },
+    Artifacts {
+        path: String,
+    },
     Local(PathBuf),
 }
 
@@ -152,7 +159,10 @@ mod tests {
     fn registry_uris() {
         assert_eq!(
             reg("models:/my-model/production"),
-            ("my-model".into(), VersionSelector::Stage("Production".into()))
+            (
+                "my-model".into(),
+                VersionSelector::Stage("Production".into())
+            )
         );
         assert_eq!(
             reg("models:/my-model/3"),
@@ -172,7 +182,12 @@ mod tests {
                 model_id: "m-0123abc".into()
             })
         );
-        for bad in ["models:/x/prod", "models:x/1", "models:/@a", "models:/plain"] {
+        for bad in [
+            "models:/x/prod",
+            "models:x/1",
+            "models:/@a",
+            "models:/plain",
+        ] {
             assert!(ModelUri::parse(bad).is_err(), "{bad}");
         }
     }
