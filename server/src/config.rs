@@ -17,6 +17,8 @@ pub struct ServerConfig {
     /// Database connections per process, when set by the operator.
     pub db_pool_size: Option<u32>,
     pub static_prefix: Option<String>,
+    /// Host and CORS guards and security headers.
+    pub security: crate::http::security::SecurityPolicy,
 }
 
 /// A setting that cannot work.
@@ -61,6 +63,11 @@ impl ServerConfig {
             .workers
             .filter(|w| *w > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let security = crate::http::security::SecurityPolicy::from_args(
+            &args.network,
+            &args.host,
+            static_prefix.as_deref(),
+        )?;
         Ok(ServerConfig {
             host: args.host,
             port: args.port,
@@ -75,6 +82,7 @@ impl ServerConfig {
             workers,
             db_pool_size: args.db_pool_size,
             static_prefix,
+            security,
         })
     }
 }

@@ -5,6 +5,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 pub mod common;
 pub mod experiments;
 pub mod models;
+pub mod network;
 pub mod runs;
 pub mod serving;
 
@@ -101,6 +102,9 @@ pub struct ServerArgs {
     /// A path prefix for every route, such as /mlflow.
     #[arg(long, env = "MLFLOW_STATIC_PREFIX")]
     pub static_prefix: Option<String>,
+
+    #[command(flatten)]
+    pub network: network::NetworkArgs,
 
     /// Accepted for compatibility with the Python server; ignored.
     #[arg(long, env = "MLFLOW_GUNICORN_OPTS", hide = true)]

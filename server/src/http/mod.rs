@@ -10,6 +10,7 @@ mod registry;
 mod reply;
 pub mod request;
 mod runs;
+pub mod security;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -192,7 +193,12 @@ pub fn router(state: AppState) -> Router {
         Some(p) => Router::new().nest(p, api).fallback(error::not_found),
         None => api,
     };
-    app.layer(
+    let security = Arc::new(state.config.security.clone());
+    app.layer(axum::middleware::from_fn_with_state(
+        security,
+        security::layer,
+    ))
+    .layer(
         TraceLayer::new_for_http()
             .make_span_with(DefaultMakeSpan::new().level(Level::DEBUG))
             .on_request(())
@@ -208,6 +214,7 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "listening");
+    tracing::info!("{}", state.config.security.summary());
     // A streamed response goes out as headers then body in separate writes; with Nagle's
     // algorithm the body waits for the client's delayed ACK (40 ms) on keep-alive
     // connections, which capped small downloads at ~25 per second per connection.

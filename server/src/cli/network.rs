@@ -1,0 +1,37 @@
+//! `mlflow server` flags for running on a network: MLflow's security-middleware flags (same
+//! names and environment variables as MLflow 3.17.2).
+
+use clap::Args;
+
+/// Host and CORS guards and response headers.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NetworkArgs {
+    /// Comma-separated Host header values to accept (fnmatch patterns such as
+    /// 'mlflow.example.com,10.0.0.*'); '*' accepts any [default: localhost names, loopback
+    /// and private addresses, and the --host address, on any port]
+    #[arg(long, env = "MLFLOW_SERVER_ALLOWED_HOSTS", value_name = "HOSTS")]
+    pub allowed_hosts: Option<String>,
+
+    /// Comma-separated origins whose web pages may call the API (fnmatch patterns); '*'
+    /// allows every origin without credentials [default: http://localhost, 127.0.0.1 and
+    /// [::1] on any port]
+    #[arg(
+        long,
+        env = "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS",
+        value_name = "ORIGINS"
+    )]
+    pub cors_allowed_origins: Option<String>,
+
+    /// X-Frame-Options header of every response: SAMEORIGIN, DENY, or NONE for no header.
+    #[arg(
+        long,
+        env = "MLFLOW_SERVER_X_FRAME_OPTIONS",
+        default_value = "SAMEORIGIN",
+        value_name = "VALUE"
+    )]
+    pub x_frame_options: String,
+
+    /// DANGEROUS: turn off the Host check, the CORS guard and the security headers.
+    #[arg(long, env = "MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub disable_security_middleware: bool,
+}
