@@ -19,6 +19,8 @@ pub struct ServerConfig {
     pub static_prefix: Option<String>,
     /// Host and CORS guards and security headers.
     pub security: crate::http::security::SecurityPolicy,
+    /// What a model version's source may name.
+    pub source_policy: crate::service::SourcePolicy,
 }
 
 /// A setting that cannot work.
@@ -68,6 +70,17 @@ impl ServerConfig {
             &args.host,
             static_prefix.as_deref(),
         )?;
+        let source_policy = crate::service::SourcePolicy::new(
+            &[&default_artifact_root, &args.artifacts_destination],
+            args.network
+                .allowed_host_addressed_artifact_schemes
+                .as_deref()
+                .unwrap_or(""),
+            args.network
+                .create_model_version_source_validation_regex
+                .as_deref(),
+        )
+        .map_err(ConfigError)?;
         Ok(ServerConfig {
             host: args.host,
             port: args.port,
@@ -83,6 +96,7 @@ impl ServerConfig {
             db_pool_size: args.db_pool_size,
             static_prefix,
             security,
+            source_policy,
         })
     }
 }

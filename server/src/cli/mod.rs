@@ -22,6 +22,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// The server's arguments dwarf the others; the enum is built once per process.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the tracking server.

@@ -1,5 +1,5 @@
-//! `mlflow server` flags for running on a network: MLflow's security-middleware flags (same
-//! names and environment variables as MLflow 3.17.2).
+//! `mlflow server` flags for running on a network: MLflow's security-middleware flags and
+//! its model-version source settings (same names and environment variables as MLflow 3.17.2).
 
 use clap::Args;
 
@@ -34,4 +34,24 @@ pub struct NetworkArgs {
     /// DANGEROUS: turn off the Host check, the CORS guard and the security headers.
     #[arg(long, env = "MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE", value_parser = clap::builder::BoolishValueParser::new())]
     pub disable_security_middleware: bool,
+
+    /// Comma-separated schemes (http, ftp, ...) whose hosts a model version's source may name
+    /// although they are not this server's artifact storage (MLflow's environment variable).
+    #[arg(
+        long,
+        env = "MLFLOW_ALLOWED_HOST_ADDRESSED_ARTIFACT_SCHEMES",
+        hide = true,
+        value_name = "SCHEMES"
+    )]
+    pub allowed_host_addressed_artifact_schemes: Option<String>,
+
+    /// A regular expression every model version source must match (MLflow's environment
+    /// variable).
+    #[arg(
+        long,
+        env = "MLFLOW_CREATE_MODEL_VERSION_SOURCE_VALIDATION_REGEX",
+        hide = true,
+        value_name = "REGEX"
+    )]
+    pub create_model_version_source_validation_regex: Option<String>,
 }

@@ -5,4 +5,5 @@ pub mod paging;
 pub mod registry;
 pub mod run_names;
 pub mod search;
+pub mod source;
 pub mod validation;

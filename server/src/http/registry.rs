@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::reply::{empty, reply, Field, PageReply};
 use super::request::{required_str, Message};
 use super::{ApiResult, AppState};
-use crate::service::{NewVersionRequest, SourcePolicy};
+use crate::service::NewVersionRequest;
 use crate::wire::{self, KeyValue};
 
 /// A version number: the client sends a string, curl users may send a number.
@@ -203,10 +203,10 @@ pub async fn create_version(State(app): State<AppState>, msg: Message) -> ApiRes
         description: f.description,
         tags: f.tags,
     };
-    let policy = SourcePolicy {
-        serve_artifacts: app.config.serve_artifacts,
-    };
-    let version = app.tracking.create_model_version(req, policy).await?;
+    let version = app
+        .tracking
+        .create_model_version(req, &app.config.source_policy)
+        .await?;
     reply(&Field("model_version", version))
 }
 

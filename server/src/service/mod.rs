@@ -3,9 +3,11 @@
 
 mod logged_models;
 mod registry;
+mod sources;
 mod tracking;
 
 pub use logged_models::ModelOrderIn;
-pub use registry::{NewVersionRequest, SourcePolicy, SEARCH_MODEL_VERSIONS_MAX};
+pub use registry::{NewVersionRequest, SEARCH_MODEL_VERSIONS_MAX};
+pub use sources::SourcePolicy;
 
 pub use tracking::{LogBatch, Paged, Tracking};

@@ -1,15 +1,12 @@
-//! The model registry: MLflow's rules in front of the store, and the resolution of a new
-//! version's `source`.
-//!
-//! A source is only ever accepted when it points into this server's own stores, and it is
-//! resolved through the database alone: a logged model's or run's row, or another version's
-//! row. No file is opened and no URL fetched on a client's say-so.
+//! The model registry: MLflow's rules in front of the store. A new version's `source` is
+//! resolved in [`super::sources`].
 
 use serde_json::Value;
 
+use super::sources::SourcePolicy;
 use super::tracking::{Paged, Tracking};
 use crate::domain::paging;
-use crate::domain::registry::{self as r, Source};
+use crate::domain::registry as r;
 use crate::domain::search::{parse_filter, parse_order_by, OrderKey, SearchTarget};
 use crate::error::{MlflowError, Result};
 use crate::store::sql::Dialect;
@@ -25,13 +22,6 @@ pub const SEARCH_MODEL_VERSIONS_MAX: i64 = 200_000;
 /// The logged-model tag listing the versions registered from a logged model.
 const MODEL_VERSIONS_TAG: &str = "mlflow.modelVersions";
 
-/// How this server stores artifacts, which decides the sources it accepts.
-#[derive(Debug, Clone, Copy)]
-pub struct SourcePolicy {
-    /// Artifacts go through this server (`mlflow-artifacts:`); plain locations are refused.
-    pub serve_artifacts: bool,
-}
-
 /// A create-model-version request after decoding.
 #[derive(Debug, Default)]
 pub struct NewVersionRequest {
@@ -43,15 +33,6 @@ pub struct NewVersionRequest {
     pub run_link: Option<String>,
     pub description: Option<String>,
     pub tags: Vec<KeyValue>,
-}
-
-fn source_error(source: &str, id_field: &str) -> MlflowError {
-    let shown: String = source.chars().take(200).collect();
-    MlflowError::invalid(format!(
-        "Invalid model version source: '{}'. The {id_field} request parameter must identify \
-         the resource that contains the source.",
-        shown.escape_debug()
-    ))
 }
 
 fn non_empty(v: &Option<String>) -> Option<&str> {
@@ -307,7 +288,7 @@ impl Tracking {
     pub async fn create_model_version(
         &self,
         req: NewVersionRequest,
-        policy: SourcePolicy,
+        policy: &SourcePolicy,
     ) -> Result<ModelVersion> {
         r::validate_model_name(&req.name, "name")?;
         check_tags(&req.tags)?;
@@ -318,14 +299,20 @@ impl Tracking {
         )?;
         self.check_column("run_link", req.run_link.as_deref(), r::MAX_RUN_LINK_LENGTH)?;
         let model_id = non_empty(&req.model_id).map(str::to_string);
-        let (source, storage_location, run_id) = self.resolve_source(&req, policy).await?;
+        self.check_column("source", Some(&req.source), r::MAX_SOURCE_LENGTH)?;
+        let resolved = self.resolve_source(&req, policy).await?;
+        self.check_column(
+            "storage_location",
+            Some(&resolved.storage_location),
+            r::MAX_SOURCE_LENGTH,
+        )?;
         let version = self
             .store()
             .create_model_version(&NewModelVersion {
                 name: req.name.clone(),
-                source,
-                storage_location,
-                run_id,
+                source: resolved.source,
+                storage_location: resolved.storage_location,
+                run_id: resolved.run_id,
                 run_link: req.run_link.clone().unwrap_or_default(),
                 description: req.description.clone().unwrap_or_default(),
                 tags: req.tags,
@@ -336,109 +323,6 @@ impl Tracking {
                 .await?;
         }
         Ok(version)
-    }
-
-    /// Checks `source` against this server's stores and returns the source to store, its
-    /// storage location and the run id.
-    async fn resolve_source(
-        &self,
-        req: &NewVersionRequest,
-        policy: SourcePolicy,
-    ) -> Result<(String, String, Option<String>)> {
-        let source = req.source.as_str();
-        let run_id = non_empty(&req.run_id).map(str::to_string);
-        let model_id = non_empty(&req.model_id);
-        match r::parse_source(source)? {
-            Source::LoggedModel { model_id: id } => {
-                if model_id != Some(id.as_str()) {
-                    return Err(source_error(source, "model_id"));
-                }
-                let model = self
-                    .store()
-                    .get_logged_model(&id, false)
-                    .await
-                    .map_err(|_| source_error(source, "model_id"))?;
-                let run_id = run_id.or(model.info.source_run_id);
-                Ok((source.to_string(), model.info.artifact_uri, run_id))
-            }
-            Source::ModelVersion { name, version } => {
-                let model = self.store().get_registered_model(&name).await?;
-                let is_prompt = model
-                    .tags
-                    .iter()
-                    .any(|t| t.key == r::IS_PROMPT_TAG_KEY && t.value.eq_ignore_ascii_case("true"));
-                if is_prompt {
-                    return Err(MlflowError::invalid(format!(
-                        "Invalid model version source: '{source}'. Prompt versions cannot be \
-                         used as model version sources."
-                    )));
-                }
-                let original = self.store().get_model_version(&name, version).await?;
-                let run_mismatch = req.run_id.is_some()
-                    && req.run_id.as_deref().unwrap_or("")
-                        != original.run_id.as_deref().unwrap_or("");
-                // Versions keep no model id in MLflow's schema, so any given one mismatches.
-                if run_mismatch || model_id.is_some() {
-                    return Err(MlflowError::invalid(format!(
-                        "Invalid model version source: '{source}'. The run_id and model_id \
-                         request parameters must match the referenced model version."
-                    )));
-                }
-                let storage = self
-                    .store()
-                    .get_model_version_download_uri(&name, version)
-                    .await?;
-                let run_id = run_id.or(original.run_id);
-                Ok((format!("models:/{name}/{version}"), storage, run_id))
-            }
-            Source::Run { run_id: source_run } => {
-                if model_id.is_some() {
-                    return Err(source_error(source, "model_id"));
-                }
-                if run_id.as_deref() != Some(source_run.as_str()) {
-                    return Err(source_error(source, "run_id"));
-                }
-                self.store()
-                    .get_run(&source_run)
-                    .await
-                    .map_err(|_| source_error(source, "run_id"))?;
-                Ok((source.to_string(), source.to_string(), run_id))
-            }
-            kind @ (Source::Proxied | Source::Location) => {
-                let proxied = kind == Source::Proxied;
-                if proxied != policy.serve_artifacts {
-                    return Err(MlflowError::invalid(format!(
-                        "Invalid model version source: '{}'. Sources must be models:/, runs:/ \
-                         or this server's own artifact locations.",
-                        source.chars().take(200).collect::<String>().escape_debug()
-                    )));
-                }
-                let (location, id_field, run_id) = if let Some(id) = model_id {
-                    let model = self
-                        .store()
-                        .get_logged_model(id, false)
-                        .await
-                        .map_err(|_| source_error(source, "model_id"))?;
-                    let run_id = run_id.or(model.info.source_run_id);
-                    (model.info.artifact_uri, "model_id", run_id)
-                } else if let Some(id) = &run_id {
-                    let run = self
-                        .store()
-                        .get_run(id)
-                        .await
-                        .map_err(|_| source_error(source, "run_id"))?;
-                    (run.info.artifact_uri, "run_id", run_id)
-                } else {
-                    return Err(source_error(source, "run_id"));
-                };
-                // A plain location is only trusted inside a non-proxied artifact location.
-                let location_ok = location.starts_with("mlflow-artifacts:") == proxied;
-                if !location_ok || !r::is_within(source, &location) {
-                    return Err(source_error(source, id_field));
-                }
-                Ok((source.to_string(), source.to_string(), run_id))
-            }
-        }
     }
 
     /// Adds `{name, version}` to the logged model's `mlflow.modelVersions` tag, as MLflow's

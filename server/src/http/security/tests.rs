@@ -14,7 +14,7 @@ fn policy(hosts: Option<&str>, origins: Option<&str>, bind: &str) -> SecurityPol
         allowed_hosts: hosts.map(String::from),
         cors_allowed_origins: origins.map(String::from),
         x_frame_options: "SAMEORIGIN".into(),
-        disable_security_middleware: false,
+        ..NetworkArgs::default()
     };
     SecurityPolicy::from_args(&args, bind, None).expect("valid policy")
 }
