@@ -89,6 +89,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.log.close()
+        # The memory tests write files of 2 GB here; a run must not leave them behind.
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def log_tail(self, n=40):
         return "\n".join((self.dir / "server.log").read_text().splitlines()[-n:])
