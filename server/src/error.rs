@@ -87,6 +87,23 @@ impl MlflowError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InternalError, message)
     }
+    /// MLflow's request-validation error for a field of the wrong type or form, with the
+    /// value as compact JSON and its Python type name, word for word as MLflow writes it.
+    pub fn invalid_value(field: &str, value: &serde_json::Value) -> Self {
+        let type_name = match value {
+            serde_json::Value::Null => "NoneType",
+            serde_json::Value::Bool(_) => "bool",
+            serde_json::Value::Number(n) if n.is_f64() => "float",
+            serde_json::Value::Number(_) => "int",
+            serde_json::Value::String(_) => "str",
+            serde_json::Value::Array(_) => "list",
+            serde_json::Value::Object(_) => "dict",
+        };
+        Self::invalid(format!(
+            "Invalid value {value} for parameter '{field}' supplied:  Hint: Value was of type \
+             '{type_name}'. See the API docs for more information about request parameters."
+        ))
+    }
     pub fn missing(field: &str) -> Self {
         Self::invalid(format!(
             "Missing value for required parameter '{field}'. See the API docs for more \

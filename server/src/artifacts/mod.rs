@@ -3,8 +3,10 @@
 //! reaches a backend.
 
 mod gcs;
+mod mime;
 pub mod path;
 mod repo;
 
+pub use mime::mime_type;
 pub use path::RelPath;
 pub use repo::{ArtifactRepo, Download, FileEntry};

@@ -122,6 +122,33 @@ impl RelPath {
     }
 }
 
+/// The route every proxied artifact URL goes through.
+const PROXY_ROUTE: &str = "/api/2.0/mlflow-artifacts/artifacts/";
+
+/// Where a proxied artifact location lives in this server's artifact store, as MLflow resolves
+/// it: the path of `mlflow-artifacts:/p` or `mlflow-artifacts://host/p`, or the part after
+/// `/api/2.0/mlflow-artifacts/artifacts/` of an `http(s)` URL (whatever its host: MLflow
+/// treats every such URL as its own). `None` for any other location. The result is still
+/// unchecked text: parse it with [`RelPath::parse`] before use.
+pub fn proxied_location(uri: &str) -> Option<&str> {
+    let (scheme, rest) = uri.split_once(':')?;
+    let path = if scheme.eq_ignore_ascii_case("mlflow-artifacts") {
+        match rest.strip_prefix("//") {
+            Some(authority_and_path) => authority_and_path
+                .find('/')
+                .map_or("", |i| &authority_and_path[i..]),
+            None => rest,
+        }
+    } else if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+        let after = rest.strip_prefix("//")?;
+        let path = &after[after.find('/')?..];
+        &path[path.find(PROXY_ROUTE)? + PROXY_ROUTE.len()..]
+    } else {
+        return None;
+    };
+    Some(path.trim_start_matches('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +221,33 @@ mod tests {
         assert_eq!(RelPath::parse("a/b/").unwrap().as_str(), "a/b");
         assert!(RelPath::parse_file("dir/").is_err());
         assert!(RelPath::parse_file("").is_err());
+    }
+
+    #[test]
+    fn proxied_locations_resolve_like_mlflow() {
+        assert_eq!(
+            proxied_location("mlflow-artifacts:/0/r/artifacts"),
+            Some("0/r/artifacts")
+        );
+        assert_eq!(
+            proxied_location("mlflow-artifacts://h:5000/0/r"),
+            Some("0/r")
+        );
+        assert_eq!(proxied_location("mlflow-artifacts:"), Some(""));
+        assert_eq!(
+            proxied_location(
+                "http://127.0.0.1:5000/api/2.0/mlflow-artifacts/artifacts/1/r/artifacts"
+            ),
+            Some("1/r/artifacts")
+        );
+        assert_eq!(
+            proxied_location("https://h/prefix/api/2.0/mlflow-artifacts/artifacts/x"),
+            Some("x")
+        );
+        assert_eq!(proxied_location("http://h/api/2.0/other/x"), None);
+        assert_eq!(proxied_location("file:///tmp/x"), None);
+        assert_eq!(proxied_location("s3://b/x"), None);
+        assert_eq!(proxied_location("relative/path"), None);
     }
 
     #[test]

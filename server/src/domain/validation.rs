@@ -129,13 +129,90 @@ pub fn validate_experiment_tag(key: &str, value: &str) -> Result<()> {
     check_length("Experiment tag value", value, MAX_EXPERIMENT_TAG_VAL_LENGTH)
 }
 
+/// Checks an experiment's `artifact_location` as MLflow does: no fragment (`#`) or path
+/// parameters (`;`), no `..` in the query, not a `runs:` URI, at most 2048 characters.
 pub fn validate_artifact_location(location: &str) -> Result<()> {
+    let (before_fragment, fragment) = match location.split_once('#') {
+        Some((head, frag)) => (head, !frag.is_empty()),
+        None => (location, false),
+    };
+    let (path_part, query) = before_fragment
+        .split_once('?')
+        .unwrap_or((before_fragment, ""));
+    // `urllib.parse` splits `;params` off the last segment only for these schemes.
+    const PARAM_SCHEMES: &[&str] = &[
+        "", "ftp", "hdl", "prospero", "http", "imap", "https", "shttp", "rtsp", "rtspu", "sip",
+        "sips", "mms", "sftp", "tel",
+    ];
+    let scheme = uri_scheme(location).unwrap_or("").to_ascii_lowercase();
+    let last_segment = path_part.rsplit('/').next().unwrap_or("");
+    let params = PARAM_SCHEMES.contains(&scheme.as_str())
+        && last_segment
+            .split_once(';')
+            .is_some_and(|(_, p)| !p.is_empty());
+    if fragment || params {
+        return Err(MlflowError::invalid(
+            "'artifact_location' URL can't include fragments or params.",
+        ));
+    }
+    if percent_decode_fully(query).contains("..") {
+        return Err(MlflowError::invalid("Invalid query string"));
+    }
     if location.starts_with("runs:") {
         return Err(MlflowError::invalid(format!(
             "Artifact location cannot be a runs:/ URI. Given: '{location}'"
         )));
     }
     check_length("Artifact location", location, MAX_ARTIFACT_LOCATION_LENGTH)
+}
+
+/// Decodes percent-escapes until the text stops changing (at most 10 rounds, as MLflow).
+fn percent_decode_fully(text: &str) -> String {
+    let mut current = text.to_string();
+    for _ in 0..10 {
+        let next = percent_encoding::percent_decode_str(&current)
+            .decode_utf8_lossy()
+            .into_owned();
+        if next == current {
+            break;
+        }
+        current = next;
+    }
+    current
+}
+
+/// The URI scheme of `uri` as `urllib.parse` finds it (`None` for a plain path).
+fn uri_scheme(uri: &str) -> Option<&str> {
+    let (scheme, _) = uri.split_once(':')?;
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some(scheme)
+}
+
+/// A relative local artifact location made absolute against `cwd`, as MLflow's SQL store
+/// does (`my_location` → `<cwd>/my_location`, `file:rel` → `file://<cwd>/rel`); any other
+/// location is returned unchanged.
+pub fn resolve_local_location(location: &str, cwd: &std::path::Path) -> String {
+    let join = |relative: &str| {
+        let mut path = cwd.to_path_buf();
+        for segment in relative.split('/').filter(|s| !s.is_empty() && *s != ".") {
+            path.push(segment);
+        }
+        path.to_string_lossy().into_owned()
+    };
+    match uri_scheme(location) {
+        None if !location.starts_with('/') => join(location),
+        Some(scheme) if scheme.eq_ignore_ascii_case("file") => {
+            let rest = &location[scheme.len() + 1..];
+            if rest.starts_with('/') {
+                location.to_string()
+            } else {
+                format!("{scheme}://{}", join(rest))
+            }
+        }
+        _ => location.to_string(),
+    }
 }
 
 /// Checks a metric's timestamp and step.
@@ -164,6 +241,45 @@ pub fn validate_max_results(value: i64, limit: i64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_locations_resolve_against_the_working_directory() {
+        let cwd = std::path::Path::new("/srv/mlflow");
+        assert_eq!(
+            resolve_local_location("my_location", cwd),
+            "/srv/mlflow/my_location"
+        );
+        assert_eq!(resolve_local_location("./a//b/", cwd), "/srv/mlflow/a/b");
+        assert_eq!(
+            resolve_local_location("file:rel/x", cwd),
+            "file:///srv/mlflow/rel/x"
+        );
+        for kept in [
+            "/abs/path",
+            "file:///abs",
+            "s3://bucket/x",
+            "mlflow-artifacts:/x",
+            "gs://b",
+        ] {
+            assert_eq!(resolve_local_location(kept, cwd), kept);
+        }
+    }
+
+    #[test]
+    fn artifact_locations_follow_mlflow_rules() {
+        validate_artifact_location("s3://bucket/path?versionId=3").unwrap();
+        validate_artifact_location("/abs/a;b/c").unwrap();
+        validate_artifact_location("s3://b/x;kept").unwrap();
+        for bad in [
+            "s3://b/x#frag",
+            "https://h/x;params",
+            "/a/b;p",
+            "s3://b/x?q=..%2f",
+            "runs:/abc/x",
+        ] {
+            assert!(validate_artifact_location(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn keys_follow_mlflow_rules() {

@@ -12,12 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::reply::{empty, reply};
 use super::request::{required_str, Message};
 use super::{ApiError, ApiResult, AppState};
-use crate::artifacts::{ArtifactRepo, FileEntry, RelPath};
+use crate::artifacts::path::proxied_location;
+use crate::artifacts::{mime_type, ArtifactRepo, FileEntry, RelPath};
 use crate::error::{ErrorCode, MlflowError};
 use crate::wire;
-
-/// The URI scheme of artifacts served through this server.
-pub const PROXY_SCHEME: &str = "mlflow-artifacts:";
 
 fn repo(app: &AppState) -> Result<&ArtifactRepo, ApiError> {
     app.artifacts.as_ref().ok_or_else(|| {
@@ -144,12 +142,12 @@ pub async fn download(
         }
         None => whole,
     };
-    let mime = mime_guess::from_path(file.file_name()).first_or_octet_stream();
+    let mime = mime_type(file.file_name());
     let mut response = Response::new(Body::from_stream(download.stream));
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_str(mime.as_ref())
+        HeaderValue::from_str(&mime)
             .unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -215,26 +213,34 @@ struct RunList {
     path: Option<String>,
 }
 
+/// MLflow's one word for any artifact path it refuses on the tracking API.
+fn checked_path(raw: &str) -> Result<RelPath, ApiError> {
+    RelPath::parse(raw).map_err(|err| {
+        tracing::debug!(reason = %err.message, "artifact path refused");
+        ApiError(MlflowError::invalid("Invalid path"))
+    })
+}
+
 /// `GET .../mlflow/artifacts/list`: a run's artifacts below `path`, paths relative to
-/// the run's artifact root. Only that run's location is reachable.
+/// the run's artifact root. Only that run's location is reachable, and only when it is a
+/// proxied location (`mlflow-artifacts:` or an `http(s)` URL of the artifact route): this
+/// server never lists a location a client named (`file://`, `s3://`) directly.
 pub async fn list_run(State(app): State<AppState>, msg: Message) -> ApiResult {
     let q: RunList = msg.parse()?;
     let run_id = required_str(q.run_id.filter(|s| !s.is_empty()).or(q.run_uuid), "run_id")?;
+    let sub = checked_path(q.path.as_deref().unwrap_or(""))?;
     let run = app.tracking.get_run(&run_id).await?;
     let root_uri = run.info.artifact_uri.clone();
-    let sub = RelPath::parse(q.path.as_deref().unwrap_or(""))?;
-    let Some(run_root) = root_uri.strip_prefix(PROXY_SCHEME) else {
+    let Some(run_root) = proxied_location(&root_uri) else {
         return Err(ApiError(MlflowError::new(
             ErrorCode::NotImplemented,
             format!("Listing artifacts stored at '{root_uri}' is not supported by this server"),
         )));
     };
-    let run_root = RelPath::parse(run_root.trim_start_matches('/'))?;
+    let run_root = RelPath::parse(run_root)?;
     let dir = run_root.join(&sub);
     if !dir.starts_with(&run_root) {
-        return Err(ApiError(MlflowError::invalid(
-            "The path leaves the run's artifacts",
-        )));
+        return Err(ApiError(MlflowError::invalid("Invalid path")));
     }
     let entries = repo(&app)?.list(&dir).await?;
     reply(&Listing {

@@ -105,7 +105,7 @@ fn mlflow_routes() -> Router<AppState> {
         )
         .route(
             "/mlflow/metrics/get-history-bulk",
-            get(runs::metric_history_bulk_interval),
+            get(runs::metric_history_bulk),
         )
 }
 

@@ -19,17 +19,52 @@ pub const MAX_JSON_BODY: usize = 32 * 1024 * 1024;
 pub struct Message(pub Value);
 
 impl Message {
-    /// Converts the message into `T`, naming the field on a type error.
-    pub fn parse<T: DeserializeOwned>(self) -> Result<T, ApiError> {
-        serde_path_to_error::deserialize(self.0).map_err(|err| {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            ApiError(MlflowError::invalid(if path.is_empty() || path == "." {
-                format!("Invalid request: {inner}")
-            } else {
-                format!("Invalid value for parameter '{path}': {inner}")
-            }))
-        })
+    /// Converts the message into `T`. A field of the wrong type is reported as MLflow's
+    /// request validation words it (`Invalid value 123 for parameter 'name' supplied: ...`),
+    /// a required field that is null or absent as MLflow's missing-value error. The message
+    /// is borrowed, so several structs may be read from one request.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        serde_path_to_error::deserialize(&self.0)
+            .map_err(|err| ApiError(decode_error(&self.0, err.path(), &err.inner().to_string())))
+    }
+}
+
+/// MLflow's error for a request that does not decode: `path` is where serde failed.
+fn decode_error(message: &Value, path: &serde_path_to_error::Path, inner: &str) -> MlflowError {
+    let mut name = Vec::new();
+    let mut value = Some(message);
+    for segment in path.iter() {
+        use serde_path_to_error::Segment;
+        match segment {
+            Segment::Map { key } => {
+                value = value.and_then(|v| v.get(key));
+                name.push(format!(".{key}"));
+            }
+            Segment::Seq { index } => {
+                value = value.and_then(|v| v.get(index));
+                name.push(format!("[{index}]"));
+            }
+            Segment::Enum { .. } | Segment::Unknown => value = None,
+        }
+    }
+    let name = name.concat();
+    let name = name.trim_start_matches('.');
+    // serde reports an absent required field at its parent: "missing field `key`".
+    if let Some(field) = inner
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        let full = if name.is_empty() {
+            field.to_string()
+        } else {
+            format!("{name}.{field}")
+        };
+        return MlflowError::missing(&full);
+    }
+    match value {
+        Some(Value::Null) if !name.is_empty() => MlflowError::missing(name),
+        Some(v) if !name.is_empty() => MlflowError::invalid_value(name, v),
+        _ => MlflowError::invalid(format!("Invalid request: {inner}")),
     }
 }
 

@@ -65,8 +65,6 @@ pub async fn get(State(app): State<AppState>, msg: Message) -> ApiResult {
 
 #[derive(Deserialize)]
 struct Update {
-    #[serde(flatten)]
-    run: RunRef,
     #[serde(default, deserialize_with = "wire::opt_run_status")]
     status: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
@@ -76,8 +74,8 @@ struct Update {
 }
 
 pub async fn update(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let id = msg.parse::<RunRef>()?.id()?;
     let r: Update = msg.parse()?;
-    let id = r.run.id()?;
     let info = app
         .tracking
         .update_run(
@@ -123,11 +121,12 @@ struct MetricIn {
 }
 
 impl MetricIn {
-    fn into_metric(self) -> Result<NewMetric, super::ApiError> {
+    /// `prefix` names the metric in a log-batch (`metrics[0].`), as MLflow's errors do.
+    fn into_metric(self, prefix: &str) -> Result<NewMetric, super::ApiError> {
         Ok(NewMetric {
-            key: required(self.key, "key")?,
-            value: required(self.value, "value")?,
-            timestamp: required(self.timestamp, "timestamp")?,
+            key: required(self.key, &format!("{prefix}key"))?,
+            value: required(self.value, &format!("{prefix}value"))?,
+            timestamp: required(self.timestamp, &format!("{prefix}timestamp"))?,
             step: self.step.unwrap_or(0),
             model_id: self.model_id.filter(|s| !s.is_empty()),
             dataset_name: self.dataset_name.filter(|s| !s.is_empty()),
@@ -136,18 +135,9 @@ impl MetricIn {
     }
 }
 
-#[derive(Deserialize)]
-struct LogMetric {
-    #[serde(flatten)]
-    run: RunRef,
-    #[serde(flatten)]
-    metric: MetricIn,
-}
-
 pub async fn log_metric(State(app): State<AppState>, msg: Message) -> ApiResult {
-    let r: LogMetric = msg.parse()?;
-    let id = r.run.id()?;
-    let metric = r.metric.into_metric()?;
+    let id = msg.parse::<RunRef>()?.id()?;
+    let metric = msg.parse::<MetricIn>()?.into_metric("")?;
     let batch = LogBatch {
         metrics: vec![metric],
         ..Default::default()
@@ -158,8 +148,6 @@ pub async fn log_metric(State(app): State<AppState>, msg: Message) -> ApiResult 
 
 #[derive(Deserialize)]
 struct KeyValueIn {
-    #[serde(flatten)]
-    run: RunRef,
     #[serde(default, deserialize_with = "wire::opt_string")]
     key: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_string")]
@@ -167,8 +155,8 @@ struct KeyValueIn {
 }
 
 pub async fn log_param(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let id = msg.parse::<RunRef>()?.id()?;
     let r: KeyValueIn = msg.parse()?;
-    let id = r.run.id()?;
     let param = KeyValue {
         key: required(r.key, "key")?,
         value: required(r.value, "value")?,
@@ -182,8 +170,8 @@ pub async fn log_param(State(app): State<AppState>, msg: Message) -> ApiResult {
 }
 
 pub async fn set_tag(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let id = msg.parse::<RunRef>()?.id()?;
     let r: KeyValueIn = msg.parse()?;
-    let id = r.run.id()?;
     let tag = KeyValue {
         key: required(r.key, "key")?,
         value: required(r.value, "value")?,
@@ -197,8 +185,8 @@ pub async fn set_tag(State(app): State<AppState>, msg: Message) -> ApiResult {
 }
 
 pub async fn delete_tag(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let id = msg.parse::<RunRef>()?.id()?;
     let r: KeyValueIn = msg.parse()?;
-    let id = r.run.id()?;
     let key = required(r.key, "key")?;
     app.tracking.delete_tag(&id, &key).await?;
     empty()
@@ -206,8 +194,6 @@ pub async fn delete_tag(State(app): State<AppState>, msg: Message) -> ApiResult 
 
 #[derive(Deserialize)]
 struct Batch {
-    #[serde(flatten)]
-    run: RunRef,
     #[serde(default, deserialize_with = "wire::message_list")]
     metrics: Vec<MetricIn>,
     #[serde(default, deserialize_with = "wire::message_list")]
@@ -217,12 +203,13 @@ struct Batch {
 }
 
 pub async fn log_batch(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let id = msg.parse::<RunRef>()?.id()?;
     let r: Batch = msg.parse()?;
-    let id = r.run.id()?;
     let metrics = r
         .metrics
         .into_iter()
-        .map(MetricIn::into_metric)
+        .enumerate()
+        .map(|(i, m)| m.into_metric(&format!("metrics[{i}].")))
         .collect::<Result<Vec<_>, _>>()?;
     let batch = LogBatch {
         metrics,
@@ -250,8 +237,6 @@ struct ModelRef {
 
 #[derive(Deserialize)]
 struct LogInputs {
-    #[serde(flatten)]
-    run: RunRef,
     #[serde(default, deserialize_with = "wire::message_list")]
     datasets: Vec<DatasetInputIn>,
     #[serde(default, deserialize_with = "wire::message_list")]
@@ -259,8 +244,8 @@ struct LogInputs {
 }
 
 pub async fn log_inputs(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let id = msg.parse::<RunRef>()?.id()?;
     let r: LogInputs = msg.parse()?;
-    let id = r.run.id()?;
     let datasets = r
         .datasets
         .into_iter()
@@ -282,15 +267,13 @@ pub async fn log_inputs(State(app): State<AppState>, msg: Message) -> ApiResult 
 
 #[derive(Deserialize)]
 struct LogOutputs {
-    #[serde(flatten)]
-    run: RunRef,
     #[serde(default, deserialize_with = "wire::message_list")]
     models: Vec<ModelRef>,
 }
 
 pub async fn log_outputs(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let id = msg.parse::<RunRef>()?.id()?;
     let r: LogOutputs = msg.parse()?;
-    let id = r.run.id()?;
     let models = r
         .models
         .into_iter()
@@ -339,8 +322,6 @@ pub async fn search(State(app): State<AppState>, msg: Message) -> ApiResult {
 
 #[derive(Deserialize)]
 struct History {
-    #[serde(flatten)]
-    run: RunRef,
     #[serde(default, deserialize_with = "wire::opt_string")]
     metric_key: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
@@ -350,8 +331,8 @@ struct History {
 }
 
 pub async fn metric_history(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let id = msg.parse::<RunRef>()?.id()?;
     let r: History = msg.parse()?;
-    let id = r.run.id()?;
     let key = required_str(r.metric_key, "metric_key")?;
     let page = app
         .tracking
@@ -364,8 +345,6 @@ pub async fn metric_history(State(app): State<AppState>, msg: Message) -> ApiRes
 struct BulkInterval {
     #[serde(default, deserialize_with = "wire::string_list")]
     run_ids: Vec<String>,
-    #[serde(default, deserialize_with = "wire::string_list")]
-    run_id: Vec<String>,
     #[serde(default, deserialize_with = "wire::opt_string")]
     metric_key: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
@@ -378,15 +357,33 @@ struct BulkInterval {
 
 pub async fn metric_history_bulk_interval(State(app): State<AppState>, msg: Message) -> ApiResult {
     let r: BulkInterval = msg.parse()?;
+    // MLflow checks run_ids before metric_key.
+    if r.run_ids.is_empty() {
+        return Err(crate::error::MlflowError::missing("run_ids").into());
+    }
     let key = required_str(r.metric_key, "metric_key")?;
-    let run_ids = if r.run_ids.is_empty() {
-        r.run_id
-    } else {
-        r.run_ids
-    };
     let metrics = app
         .tracking
-        .metric_history_bulk_interval(&run_ids, &key, r.start_step, r.end_step, r.max_results)
+        .metric_history_bulk_interval(&r.run_ids, &key, r.start_step, r.end_step, r.max_results)
+        .await?;
+    reply(&Field("metrics", metrics))
+}
+
+#[derive(Deserialize)]
+struct Bulk {
+    #[serde(default, deserialize_with = "wire::string_list")]
+    run_id: Vec<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    metric_key: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_i64")]
+    max_results: Option<i64>,
+}
+
+pub async fn metric_history_bulk(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: Bulk = msg.parse()?;
+    let metrics = app
+        .tracking
+        .metric_history_bulk(&r.run_id, r.metric_key.as_deref(), r.max_results)
         .await?;
     reply(&Field("metrics", metrics))
 }

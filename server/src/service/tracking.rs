@@ -54,10 +54,22 @@ impl Tracking {
         tags: Vec<KeyValue>,
     ) -> Result<String> {
         v::validate_experiment_name(name)?;
-        let location = artifact_location.filter(|l| !l.is_empty());
-        if let Some(loc) = &location {
-            v::validate_artifact_location(loc)?;
-        }
+        let location = match artifact_location.filter(|l| !l.is_empty()) {
+            Some(loc) => {
+                v::validate_artifact_location(&loc)?;
+                let cwd = std::env::current_dir().map_err(|e| {
+                    MlflowError::internal(format!("cannot read the working directory: {e}"))
+                })?;
+                let resolved = v::resolve_local_location(&loc, &cwd);
+                v::check_length(
+                    "Artifact location",
+                    &resolved,
+                    v::MAX_ARTIFACT_LOCATION_LENGTH,
+                )?;
+                Some(resolved)
+            }
+            None => None,
+        };
         for tag in &tags {
             v::validate_experiment_tag(&tag.key, &tag.value)?;
         }
@@ -344,7 +356,11 @@ impl Tracking {
             v::validate_run_id(id)?;
         }
         let max = max_results.unwrap_or(2500);
-        v::validate_max_results(max, 2500)?;
+        if !(1..=2500).contains(&max) {
+            return Err(MlflowError::invalid(
+                "max_results must be between 1 and 2500.",
+            ));
+        }
         let steps = match (start_step, end_step) {
             (Some(s), Some(e)) if s <= e => Some((s, e)),
             (Some(s), Some(e)) => {
@@ -365,6 +381,52 @@ impl Tracking {
             .metric_history_in_steps(run_ids, key, steps)
             .await?;
         Ok(sample_per_run(all, max as usize))
+    }
+
+    /// The whole history of `key` for up to 100 runs (`get-history-bulk`, the UI's older
+    /// chart call): by run id, then timestamp, step and value; at most `max_results` points
+    /// in all (default and ceiling 25,000).
+    pub async fn metric_history_bulk(
+        &self,
+        run_ids: &[String],
+        key: Option<&str>,
+        max_results: Option<i64>,
+    ) -> Result<Vec<Metric>> {
+        const MAX_POINTS: i64 = 25_000;
+        if run_ids.is_empty() {
+            return Err(MlflowError::invalid(
+                "GetMetricHistoryBulk request must specify at least one run_id.",
+            ));
+        }
+        if run_ids.len() > 100 {
+            return Err(MlflowError::invalid(format!(
+                "GetMetricHistoryBulk request cannot specify more than 100 run_ids. Received {} \
+                 run_ids.",
+                run_ids.len()
+            )));
+        }
+        let Some(key) = key else {
+            return Err(MlflowError::invalid(
+                "GetMetricHistoryBulk request must specify a metric_key.",
+            ));
+        };
+        let max = max_results.unwrap_or(MAX_POINTS).min(MAX_POINTS);
+        if max < 1 {
+            return Err(MlflowError::invalid(format!(
+                "Invalid value {max} for parameter 'max_results' supplied. It must be at least 1."
+            )));
+        }
+        let mut all = self
+            .store
+            .metric_history_in_steps(run_ids, key, None)
+            .await?;
+        all.sort_by(|a, b| {
+            (&a.run_id, a.timestamp, a.step)
+                .cmp(&(&b.run_id, b.timestamp, b.step))
+                .then(a.value.total_cmp(&b.value))
+        });
+        all.truncate(max as usize);
+        Ok(all)
     }
 
     pub async fn search_runs(
