@@ -21,6 +21,8 @@ pub struct ServerConfig {
     pub security: crate::http::security::SecurityPolicy,
     /// What a model version's source may name.
     pub source_policy: crate::service::SourcePolicy,
+    /// HTTPS certificate and key, when given.
+    pub tls: Option<crate::http::tls::TlsFiles>,
 }
 
 /// A setting that cannot work.
@@ -97,6 +99,11 @@ impl ServerConfig {
             static_prefix,
             security,
             source_policy,
+            tls: args
+                .network
+                .tls_cert
+                .zip(args.network.tls_key)
+                .map(|(cert, key)| crate::http::tls::TlsFiles { cert, key }),
         })
     }
 }

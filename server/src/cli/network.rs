@@ -31,6 +31,24 @@ pub struct NetworkArgs {
     )]
     pub x_frame_options: String,
 
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); re-read on SIGHUP.
+    #[arg(
+        long,
+        env = "MLFLOW_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The PEM private key of --tls-cert; re-read on SIGHUP.
+    #[arg(
+        long,
+        env = "MLFLOW_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// DANGEROUS: turn off the Host check, the CORS guard and the security headers.
     #[arg(long, env = "MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE", value_parser = clap::builder::BoolishValueParser::new())]
     pub disable_security_middleware: bool,

@@ -347,7 +347,50 @@ impl Client {
                 return Ok(response);
             }
             let text = response.text().unwrap_or_default();
-            return Err(error_from_body(status, &url, &text));
+            return Err(self
+                .auth_error(status, &Method::GET, path, &text)
+                .unwrap_or_else(|| error_from_body(status, &url, &text)));
+        }
+    }
+
+    /// One clear line for a 401, or for a 403 of the server's authorization (a 403 of the
+    /// Host or CORS guard keeps its own text).
+    fn auth_error(
+        &self,
+        status: u16,
+        method: &Method,
+        what: &str,
+        body: &str,
+    ) -> Option<ClientError> {
+        let url = self.base_url().to_string();
+        match status {
+            401 => Some(ClientError::Unauthorized {
+                url,
+                what: match &self.settings.auth {
+                    Auth::None => "the server requires a login; set MLFLOW_TRACKING_USERNAME and \
+                                   MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+                        .to_string(),
+                    Auth::Basic { username, .. } => format!(
+                        "the password of user '{username}' was not accepted (check \
+                         MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
+                    ),
+                    Auth::Bearer(_) => {
+                        "the token in MLFLOW_TRACKING_TOKEN was not accepted".to_string()
+                    }
+                },
+            }),
+            403 if body.trim() == "Permission denied" || body.contains("PERMISSION_DENIED") => {
+                Some(ClientError::Forbidden {
+                    url,
+                    who: match &self.settings.auth {
+                        Auth::Basic { username, .. } => format!("user '{username}'"),
+                        Auth::Bearer(_) => "the MLFLOW_TRACKING_TOKEN user".to_string(),
+                        Auth::None => "an anonymous client".to_string(),
+                    },
+                    action: format!("{method} {what}"),
+                })
+            }
+            _ => None,
         }
     }
 
@@ -418,7 +461,9 @@ impl Client {
                     }),
                 };
             }
-            return Err(error_from_body(status, url, &text));
+            return Err(self
+                .auth_error(status, &method, endpoint, &text)
+                .unwrap_or_else(|| error_from_body(status, url, &text)));
         }
     }
 

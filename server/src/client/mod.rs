@@ -32,6 +32,16 @@ pub enum ClientError {
         url: String,
         body: String,
     },
+    /// 401: the server wants credentials, or refused the ones sent.
+    #[error("not authenticated by the tracking server at {url}: {what}")]
+    Unauthorized { url: String, what: String },
+    /// 403 from the server's authorization: the user lacks the permission.
+    #[error("permission denied: {who} may not {action} on {url}")]
+    Forbidden {
+        url: String,
+        who: String,
+        action: String,
+    },
     /// No HTTP answer: refused, unresolvable, TLS failure; `hint` says what to check.
     #[error("cannot reach the tracking server at {url}: {reason}{hint}")]
     Connect {

@@ -11,6 +11,7 @@ mod reply;
 pub mod request;
 mod runs;
 pub mod security;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -213,8 +214,21 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, "listening");
+    let scheme = if state.config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(address = %local, scheme, "listening");
     tracing::info!("{}", state.config.security.summary());
+    let app = router(state.clone());
+    if let Some(files) = state.config.tls.clone() {
+        let listener = tls::listen(listener, files)?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        return Ok(());
+    }
     // A streamed response goes out as headers then body in separate writes; with Nagle's
     // algorithm the body waits for the client's delayed ACK (40 ms) on keep-alive
     // connections, which capped small downloads at ~25 per second per connection.
@@ -223,7 +237,7 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state))
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())
