@@ -11,6 +11,8 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 pub mod registry;
+pub mod time;
+pub mod traces;
 
 /// A `{key, value}` pair: params, run tags, experiment tags, dataset-input tags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,9 +1,11 @@
 //! Domain rules that do not depend on HTTP or SQL: input validation and MLflow's limits,
-//! run-name generation, and the search grammar.
+//! run-name generation, the search grammar, and MLflow 3 tracing (traces, spans, assessments).
 
+pub mod assessments;
 pub mod paging;
 pub mod registry;
 pub mod run_names;
 pub mod search;
 pub mod source;
+pub mod traces;
 pub mod validation;

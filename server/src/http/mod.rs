@@ -1,17 +1,21 @@
-//! The HTTP layer: routes under `/api/2.0` and `/ajax-api/2.0`, request decoding,
+//! The HTTP layer: routes under `/api/2.0`, `/api/3.0` (and their `/ajax-api` twins) and
+//! OTLP's `/v1/traces`, request decoding,
 //! error mapping, request logging and graceful shutdown.
 
 mod artifacts;
+mod assessments;
 mod error;
 mod experiments;
 mod infra;
 mod logged_models;
+mod otlp;
 mod registry;
 mod reply;
 pub mod request;
 mod runs;
 pub mod security;
 pub mod tls;
+mod traces;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -99,6 +103,7 @@ fn mlflow_routes() -> Router<AppState> {
             post(logged_models::log_params),
         )
         .merge(registry_routes())
+        .merge(trace_v2_routes())
         .route("/mlflow/metrics/get-history", get(runs::metric_history))
         .route(
             "/mlflow/metrics/get-history-bulk-interval",
@@ -107,6 +112,51 @@ fn mlflow_routes() -> Router<AppState> {
         .route(
             "/mlflow/metrics/get-history-bulk",
             get(runs::metric_history_bulk),
+        )
+}
+
+/// The trace routes of `/api/2.0`: legacy trace infos, and the tag, delete and link calls
+/// the 3.17.2 client still makes there.
+fn trace_v2_routes() -> Router<AppState> {
+    use traces as t;
+    Router::new()
+        .route("/mlflow/traces", post(t::start_v2).get(t::search_v2))
+        .route("/mlflow/traces/{request_id}", patch(t::end_v2))
+        .route("/mlflow/traces/{request_id}/info", get(t::get_info_v2))
+        .route(
+            "/mlflow/traces/{request_id}/tags",
+            patch(t::set_tag).delete(t::delete_tag),
+        )
+        .route("/mlflow/traces/delete-traces", post(t::delete))
+        .route("/mlflow/traces/link-to-run", post(t::link_to_run))
+        .route("/mlflow/traces/link-prompts", post(t::link_prompts))
+}
+
+/// The MLflow 3 routes of `/api/3.0`: traces, assessments and server info.
+fn v3_routes() -> Router<AppState> {
+    use traces as t;
+    Router::new()
+        .route("/mlflow/server-info", get(infra::server_info))
+        .route("/mlflow/traces", post(t::start_v3))
+        .route("/mlflow/traces/get", get(t::get_trace))
+        .route("/mlflow/traces/batchGet", get(t::batch_get))
+        .route("/mlflow/traces/batchGetInfos", post(t::batch_get_infos))
+        .route("/mlflow/traces/search", post(t::search_v3))
+        .route("/mlflow/traces/delete-traces", post(t::delete))
+        .route("/mlflow/traces/{trace_id}", get(t::get_info_v3))
+        .route(
+            "/mlflow/traces/{trace_id}/tags",
+            patch(t::set_tag).delete(t::delete_tag),
+        )
+        .route(
+            "/mlflow/traces/{trace_id}/assessments",
+            post(assessments::create),
+        )
+        .route(
+            "/mlflow/traces/{trace_id}/assessments/{assessment_id}",
+            get(assessments::get)
+                .patch(assessments::update)
+                .delete(assessments::delete),
         )
 }
 
@@ -180,12 +230,20 @@ pub fn router(state: AppState) -> Router {
     } else {
         mlflow_routes().route("/mlflow/artifacts/list", get(artifacts::list_run))
     };
+    let v3 = if state.config.artifacts_only {
+        Router::new()
+            .route("/mlflow/server-info", get(infra::server_info))
+            .fallback(|| async { artifacts::artifacts_only() })
+    } else {
+        v3_routes()
+    };
     let api = Router::new()
         .route("/health", get(infra::health))
         .route("/version", get(infra::version))
         .route("/api/2.0/experiments", get(experiments::list_array))
-        .route("/api/3.0/mlflow/server-info", get(infra::server_info))
-        .route("/ajax-api/3.0/mlflow/server-info", get(infra::server_info))
+        .route("/v1/traces", post(otlp::export))
+        .nest("/api/3.0", v3.clone())
+        .nest("/ajax-api/3.0", v3)
         .nest("/api/2.0", artifact_routes().merge(tracking.clone()))
         .nest("/ajax-api/2.0", artifact_routes().merge(tracking))
         .method_not_allowed_fallback(error::method_not_allowed)

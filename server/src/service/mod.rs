@@ -4,10 +4,12 @@
 mod logged_models;
 mod registry;
 mod sources;
+mod traces;
 mod tracking;
 
 pub use logged_models::ModelOrderIn;
 pub use registry::{NewVersionRequest, SEARCH_MODEL_VERSIONS_MAX};
 pub use sources::SourcePolicy;
 
+pub use traces::AssessmentChanges;
 pub use tracking::{LogBatch, Paged, Tracking};

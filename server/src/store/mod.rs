@@ -2,7 +2,8 @@
 //!
 //! One file or folder per aggregate: `experiments` (experiments and their tags), `runs/`
 //! (runs, their data, inputs, metric histories and the search page), `logged_models`, and
-//! `registry/` (registered models, versions, aliases). Around them: `search/` compiles every
+//! `registry/` (registered models, versions, aliases), `traces/` (MLflow 3 traces and their
+//! spans) and `assessments`. Around them: `search/` compiles every
 //! filter and ORDER BY, [`sql`] holds every difference between the databases, `tx` the write
 //! transactions and their retry, `pool` the connections, `group_commit` the batching of
 //! small writes, and `schema` the creation and check of MLflow's schema. This file opens the
@@ -16,6 +17,7 @@
 //! writes that lose a lock conflict are retried ([`retry_conflicts`]) and an unreachable
 //! database answers 503 until the pool reconnects.
 
+mod assessments;
 mod experiments;
 mod group_commit;
 mod logged_models;
@@ -25,6 +27,7 @@ mod runs;
 mod schema;
 mod search;
 pub mod sql;
+pub mod traces;
 mod tx;
 mod uri;
 

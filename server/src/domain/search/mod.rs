@@ -2,12 +2,14 @@
 //!
 //! `lexer` turns a string into tokens, `parser` into untyped clauses, and `target`
 //! checks them against what one kind of search allows (runs, experiments) and
-//! canonicalises names. The store compiles the result to SQL with bound parameters,
+//! canonicalises names ([`traces`] does it for MLflow's trace filter grammar). The store
+//! compiles the result to SQL with bound parameters,
 //! so no part of a filter is ever spliced into SQL text.
 
 mod lexer;
 mod parser;
 pub mod target;
+pub mod traces;
 
 pub use target::{parse_filter, parse_order_by, SearchTarget};
 
@@ -31,6 +33,8 @@ pub enum Comparator {
     Ge,
     Like,
     ILike,
+    /// Regular-expression match (trace search only).
+    RLike,
     In,
     NotIn,
     IsNull,
@@ -48,6 +52,7 @@ impl Comparator {
             Self::Ge => ">=",
             Self::Like => "LIKE",
             Self::ILike => "ILIKE",
+            Self::RLike => "RLIKE",
             Self::In => "IN",
             Self::NotIn => "NOT IN",
             Self::IsNull => "IS NULL",

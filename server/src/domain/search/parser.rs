@@ -83,6 +83,7 @@ impl<'a> Cursor<'a> {
             Token::Op(">=") => Comparator::Ge,
             t if t.is_keyword("LIKE") => Comparator::Like,
             t if t.is_keyword("ILIKE") => Comparator::ILike,
+            t if t.is_keyword("RLIKE") => Comparator::RLike,
             t if t.is_keyword("IN") => Comparator::In,
             t if t.is_keyword("NOT") => match self.next() {
                 Some(t) if t.is_keyword("IN") => Comparator::NotIn,

@@ -173,6 +173,35 @@ impl Dialect {
         }
     }
 
+    /// The tail of an `INSERT` that overwrites every column of `columns` when the key exists
+    /// (with no columns: leaves the existing row as it is).
+    pub fn upsert_columns(self, key_columns: &[&str], columns: &[&str]) -> String {
+        match (self, columns.is_empty()) {
+            (Dialect::Mysql, true) => {
+                format!(" ON DUPLICATE KEY UPDATE {0} = {0}", key_columns[0])
+            }
+            (Dialect::Mysql, false) => {
+                let sets: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("{c} = VALUES({c})"))
+                    .collect();
+                format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
+            }
+            (_, true) => format!(" ON CONFLICT ({}) DO NOTHING", key_columns.join(", ")),
+            (_, false) => {
+                let sets: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect();
+                format!(
+                    " ON CONFLICT ({}) DO UPDATE SET {}",
+                    key_columns.join(", "),
+                    sets.join(", ")
+                )
+            }
+        }
+    }
+
     /// `expr` cast to text.
     pub fn cast_text(self, expr: &str) -> String {
         match self {

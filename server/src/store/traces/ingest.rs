@@ -1,0 +1,779 @@
+//! Writing traces: span batches from OTLP (MLflow's `log_spans`) and the trace info the
+//! client sends when a trace ends (`start_trace`, which may arrive before or after its
+//! spans). Both run in one transaction, retried when it loses a lock conflict, and lock the
+//! trace rows they touch so concurrent batches of one trace serialise.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+
+use super::{dedup_last, kv_upsert, ID_CHUNK, TOKEN_COLUMNS};
+use crate::domain::traces::aggregate::{aggregate, cost_of, usage_of, Node, TraceAggregate};
+use crate::domain::traces::pyjson::PyValue;
+use crate::domain::traces::span::{IncomingSpan, SpanRow};
+use crate::domain::traces::{
+    validate_tag, validate_trace_name, TraceInfo, CHAT_USAGE, LLM_COST, META_COST,
+    META_INFO_FINALIZED, META_SESSION, META_TOKEN_USAGE, META_USER, SPANS_IN_TRACKING_STORE,
+    TAG_ARTIFACT_LOCATION, TAG_SPANS_LOCATION, TAG_TRACE_NAME,
+};
+use crate::error::{ErrorCode, MlflowError, Result};
+use crate::store::assessments::assessment_insert;
+use crate::store::sql::{get_f64, get_i64, get_str, Dialect, Sql};
+use crate::store::{retry_conflicts, Store};
+
+/// A trace info to create (start-trace), already validated.
+pub type NewTrace = TraceInfo;
+
+/// The locked state of one existing trace row.
+struct Existing {
+    experiment_id: i64,
+    timestamp_ms: i64,
+    execution_time_ms: Option<i64>,
+    status: String,
+    request_preview: Option<String>,
+    response_preview: Option<String>,
+    session_id: Option<String>,
+    has_tokens: bool,
+    has_costs: bool,
+}
+
+const LOCK_COLUMNS: &str = "request_id, experiment_id, timestamp_ms, execution_time_ms, status, \
+     request_preview, response_preview, session_id, input_tokens, output_tokens, total_tokens, \
+     cache_read_input_tokens, cache_creation_input_tokens, cache_creation_input_tokens_above_1hr, \
+     input_cost, output_cost, total_cost";
+
+fn existing_from_row(row: &AnyRow) -> Existing {
+    Existing {
+        experiment_id: get_i64(row, 1).unwrap_or_default(),
+        timestamp_ms: get_i64(row, 2).unwrap_or_default(),
+        execution_time_ms: get_i64(row, 3),
+        status: get_str(row, 4).unwrap_or_default(),
+        request_preview: get_str(row, 5),
+        response_preview: get_str(row, 6),
+        session_id: get_str(row, 7),
+        has_tokens: (8..14).any(|i| get_i64(row, i).is_some()),
+        has_costs: (14..17).any(|i| get_f64(row, i).is_some()),
+    }
+}
+
+/// `trace_info` rows of `ids` that exist, locked for the rest of the transaction.
+async fn lock_traces(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    ids: &[&str],
+) -> Result<HashMap<String, Existing>> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(ID_CHUNK) {
+        let mut sql = Sql::new(dialect);
+        sql.push("SELECT ")
+            .push(LOCK_COLUMNS)
+            .push(" FROM trace_info WHERE request_id IN ")
+            .bind_list(chunk.iter().copied())
+            .push(" ORDER BY request_id")
+            .push(dialect.row_lock());
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            out.insert(
+                get_str(&row, 0).unwrap_or_default(),
+                existing_from_row(&row),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The artifact location of a trace: `<experiment artifact location>/traces/<id>/artifacts`.
+fn trace_artifact_location(experiment_location: &str, trace_id: &str) -> String {
+    format!(
+        "{}/traces/{trace_id}/artifacts",
+        experiment_location.trim_end_matches('/')
+    )
+}
+
+async fn experiment_location(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    experiment_id: i64,
+    require_active: bool,
+) -> Result<String> {
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT artifact_location, lifecycle_stage FROM experiments WHERE experiment_id = ")
+        .bind(experiment_id);
+    let row = sql
+        .query()
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| {
+            MlflowError::not_found(format!("No Experiment with id={experiment_id} exists"))
+        })?;
+    let stage = get_str(&row, 1).unwrap_or_default();
+    if require_active && stage != "active" {
+        return Err(MlflowError::invalid(format!(
+            "The experiment {experiment_id} must be in the 'active' state. Current state is {stage}."
+        )));
+    }
+    Ok(get_str(&row, 0).unwrap_or_default())
+}
+
+/// Raises the DB-backed payload generation of traces whose spans live in this store; a
+/// trace whose spans moved elsewhere (archived) refuses new spans.
+async fn bump_generation(conn: &mut AnyConnection, dialect: Dialect, ids: &[&str]) -> Result<()> {
+    let key = dialect.key_col();
+    for chunk in ids.chunks(ID_CHUNK) {
+        let mut sql = Sql::new(dialect);
+        sql.push(
+            "UPDATE trace_info SET db_payload_generation = db_payload_generation + 1 \
+             WHERE request_id IN ",
+        )
+        .bind_list(chunk.iter().copied())
+        .push(&format!(
+            " AND NOT EXISTS (SELECT 1 FROM trace_tags tt WHERE tt.request_id = trace_info.request_id \
+             AND tt.{key} = "
+        ))
+        .bind(TAG_SPANS_LOCATION)
+        .push(" AND tt.value <> ")
+        .bind(SPANS_IN_TRACKING_STORE)
+        .push(")");
+        let done = sql.query().execute(&mut *conn).await?.rows_affected();
+        if done < chunk.len() as u64 {
+            return Err(MlflowError::new(
+                ErrorCode::InvalidState,
+                "Cannot write spans to traces that are no longer stored in the tracking store",
+            ));
+        }
+    }
+    Ok(())
+}
+
+const SPAN_COLUMNS: [&str; 15] = [
+    "trace_id",
+    "experiment_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "type",
+    "status",
+    "start_time_unix_nano",
+    "end_time_unix_nano",
+    "content",
+    "input_cost",
+    "output_cost",
+    "total_cost",
+    "model_name",
+    "model_provider",
+];
+
+async fn upsert_spans(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    rows: &[(&SpanRow, i64)],
+) -> Result<()> {
+    let update: Vec<&str> = SPAN_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| !matches!(*c, "trace_id" | "span_id"))
+        .collect();
+    for chunk in rows.chunks(100) {
+        let mut sql = Sql::new(dialect);
+        sql.push(&format!(
+            "INSERT INTO spans ({}) VALUES ",
+            SPAN_COLUMNS.join(", ")
+        ));
+        for (i, (r, exp)) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .bind(r.trace_id.as_str())
+                .push(", ")
+                .bind(*exp)
+                .push(", ")
+                .bind(r.span_id.as_str())
+                .push(", ")
+                .bind(r.parent_span_id.clone())
+                .push(", ")
+                .bind(r.name.as_str())
+                .push(", ")
+                .bind(r.span_type.clone())
+                .push(", ")
+                .bind(r.status)
+                .push(", ")
+                .bind(r.start_time_unix_nano)
+                .push(", ")
+                .bind(r.end_time_unix_nano)
+                .push(", ")
+                .bind(r.content.as_str())
+                .push(", ");
+            for cost in [r.input_cost, r.output_cost, r.total_cost] {
+                match cost {
+                    Some(c) => sql.bind(c),
+                    None => sql.push("NULL"),
+                };
+                sql.push(", ");
+            }
+            sql.bind(r.model_name.clone())
+                .push(", ")
+                .bind(r.model_provider.clone())
+                .push(")");
+        }
+        sql.push(&dialect.upsert_columns(&["trace_id", "span_id"], &update));
+        sql.query().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Metadata keys present per trace among `keys`.
+async fn metadata_present(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    ids: &[&str],
+    keys: &[&str],
+) -> Result<HashSet<(String, String)>> {
+    let key = dialect.key_col();
+    let mut out = HashSet::new();
+    for chunk in ids.chunks(ID_CHUNK) {
+        let mut sql = Sql::new(dialect);
+        sql.push(&format!(
+            "SELECT request_id, {key} FROM trace_request_metadata WHERE request_id IN "
+        ))
+        .bind_list(chunk.iter().copied())
+        .push(&format!(" AND {key} IN "))
+        .bind_list(keys.iter().copied());
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            out.insert((
+                get_str(&row, 0).unwrap_or_default(),
+                get_str(&row, 1).unwrap_or_default(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Usage and cost nodes of spans already stored for `ids`, except those in this batch.
+async fn stored_nodes(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    ids: &[&str],
+    batch: &HashSet<(String, String)>,
+) -> Result<HashMap<String, (Vec<Node>, Vec<Node>)>> {
+    let mut out: HashMap<String, (Vec<Node>, Vec<Node>)> = HashMap::new();
+    for chunk in ids.chunks(ID_CHUNK) {
+        let mut sql = Sql::new(dialect);
+        sql.push("SELECT trace_id, span_id, parent_span_id, content FROM spans WHERE trace_id IN ")
+            .bind_list(chunk.iter().copied());
+        for row in sql.query().fetch_all(&mut *conn).await? {
+            let trace = get_str(&row, 0).unwrap_or_default();
+            let span = get_str(&row, 1).unwrap_or_default();
+            if batch.contains(&(trace.clone(), span.clone())) {
+                continue;
+            }
+            let attrs: Vec<(String, String)> =
+                PyValue::loads(&get_str(&row, 3).unwrap_or_default())
+                    .and_then(|c| match c.get("attributes") {
+                        Some(PyValue::Dict(d)) => Some(
+                            d.iter()
+                                .map(|(k, v)| {
+                                    (
+                                        k.clone(),
+                                        v.as_str().map_or_else(|| v.dumps(false), str::to_string),
+                                    )
+                                })
+                                .collect(),
+                        ),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+            let parent = get_str(&row, 2);
+            let entry = out.entry(trace).or_default();
+            entry
+                .0
+                .push(Node::new(&span, parent.as_deref(), &attrs, CHAT_USAGE));
+            entry
+                .1
+                .push(Node::new(&span, parent.as_deref(), &attrs, LLM_COST));
+        }
+    }
+    Ok(out)
+}
+
+fn int_of(v: Option<&PyValue>) -> Option<i64> {
+    match v? {
+        PyValue::Int(i) => i64::try_from(*i).ok(),
+        PyValue::Float(f) if f.fract() == 0.0 && f.is_finite() => Some(*f as i64),
+        _ => None,
+    }
+}
+
+fn float_of(v: Option<&PyValue>) -> Option<f64> {
+    match v? {
+        PyValue::Int(i) => Some(*i as f64),
+        PyValue::Float(f) if f.is_finite() => Some(*f),
+        _ => None,
+    }
+}
+
+impl Store {
+    /// Stores a batch of spans under `experiment_id` (for traces it creates), creating the
+    /// traces they belong to and updating what the batch says about each trace.
+    pub async fn log_spans(&self, experiment_id: i64, spans: &[IncomingSpan]) -> Result<()> {
+        if spans.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<SpanRow> = spans.iter().map(IncomingSpan::to_row).collect();
+        let aggs = aggregate(spans, &rows);
+        for agg in &aggs {
+            if let Some(s) = &agg.session_id {
+                crate::domain::validation::check_length(
+                    "Session ID",
+                    s,
+                    crate::domain::traces::aggregate::MAX_METADATA_VALUE_LENGTH,
+                )?;
+            }
+            if let Some((_, name)) = agg.tags.iter().find(|(k, _)| k == TAG_TRACE_NAME) {
+                validate_trace_name(name)?;
+            }
+        }
+        retry_conflicts(|| self.log_spans_once(experiment_id, &rows, &aggs)).await
+    }
+
+    async fn log_spans_once(
+        &self,
+        experiment_id: i64,
+        rows: &[SpanRow],
+        aggs: &[TraceAggregate],
+    ) -> Result<()> {
+        let d = self.dialect;
+        let mut tx = self.begin_write().await?;
+        let mut ids: Vec<&str> = aggs.iter().map(|a| a.trace_id.as_str()).collect();
+        ids.sort_unstable();
+        let mut existing = lock_traces(&mut tx, d, &ids).await?;
+        let missing: Vec<&TraceAggregate> = aggs
+            .iter()
+            .filter(|a| !existing.contains_key(&a.trace_id))
+            .collect();
+        let mut created: HashSet<String> = HashSet::new();
+        if !missing.is_empty() {
+            let location = experiment_location(&mut tx, d, experiment_id, false).await?;
+            let mut sorted = missing;
+            sorted.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
+            for agg in sorted {
+                let exec = agg
+                    .max_end_ms
+                    .filter(|e| *e != 0)
+                    .map(|e| e - agg.min_start_ms);
+                let mut sql = Sql::new(d);
+                sql.push(&d.insert_ignore(
+                    "trace_info",
+                    "request_id, experiment_id, timestamp_ms, execution_time_ms, status",
+                ))
+                .push("(")
+                .bind(agg.trace_id.as_str())
+                .push(", ")
+                .bind(experiment_id)
+                .push(", ")
+                .bind(agg.min_start_ms)
+                .push(", ")
+                .bind(exec)
+                .push(", ")
+                .bind(agg.state())
+                .push(")")
+                .push(d.insert_ignore_suffix());
+                if sql.query().execute(&mut *tx).await?.rows_affected() == 1 {
+                    created.insert(agg.trace_id.clone());
+                    let tag = vec![(
+                        TAG_ARTIFACT_LOCATION.to_string(),
+                        trace_artifact_location(&location, &agg.trace_id),
+                    )];
+                    if let Some(q) = kv_upsert(d, "trace_tags", &agg.trace_id, &tag) {
+                        q.query().execute(&mut *tx).await?;
+                    }
+                }
+            }
+            // Rows another writer created meanwhile are locked now too.
+            let again = lock_traces(&mut tx, d, &ids).await?;
+            existing = again;
+        }
+        let span_rows: Vec<(&SpanRow, i64)> = rows
+            .iter()
+            .filter_map(|r| existing.get(&r.trace_id).map(|e| (r, e.experiment_id)))
+            .collect();
+        upsert_spans(&mut tx, d, &span_rows).await?;
+
+        let meta = metadata_present(&mut tx, d, &ids, &[META_INFO_FINALIZED, META_USER]).await?;
+        let has = |id: &str, key: &str| meta.contains(&(id.to_string(), key.to_string()));
+        let usage_or_session = |a: &TraceAggregate| {
+            a.usage().is_some() || a.cost().is_some() || a.session_id.is_some()
+        };
+        let finalized: HashSet<&str> = aggs
+            .iter()
+            .filter(|a| usage_or_session(a) && has(&a.trace_id, META_INFO_FINALIZED))
+            .map(|a| a.trace_id.as_str())
+            .collect();
+        let batch_keys: HashSet<(String, String)> = rows
+            .iter()
+            .map(|r| (r.trace_id.clone(), r.span_id.clone()))
+            .collect();
+        let recompute: Vec<&str> = aggs
+            .iter()
+            .filter(|a| !created.contains(&a.trace_id))
+            .filter(|a| existing.contains_key(&a.trace_id))
+            .filter(|a| a.usage().is_some() || a.cost().is_some())
+            .map(|a| a.trace_id.as_str())
+            .collect();
+        let stored = stored_nodes(&mut tx, d, &recompute, &batch_keys).await?;
+
+        let mut sorted: Vec<&TraceAggregate> = aggs
+            .iter()
+            .filter(|a| existing.contains_key(&a.trace_id))
+            .collect();
+        sorted.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
+        for agg in &sorted {
+            let ex = &existing[&agg.trace_id];
+            let is_final = finalized.contains(agg.trace_id.as_str());
+            let mut sets: Vec<(&str, SetValue)> = Vec::new();
+            let mut new_ts = ex.timestamp_ms;
+            if !is_final {
+                new_ts = ex.timestamp_ms.min(agg.min_start_ms);
+                sets.push(("timestamp_ms", SetValue::I(Some(new_ts))));
+                if let Some(max_end) = agg.max_end_ms {
+                    let old_end = ex.execution_time_ms.map(|e| ex.timestamp_ms + e);
+                    let end = match old_end {
+                        Some(o) if o > max_end => o,
+                        _ => max_end,
+                    };
+                    sets.push(("execution_time_ms", SetValue::I(Some(end - new_ts))));
+                }
+            }
+            if matches!(ex.status.as_str(), "IN_PROGRESS" | "STATE_UNSPECIFIED") {
+                if let Some(status) = agg.root_status {
+                    sets.push(("status", SetValue::S(Some(status.to_string()))));
+                }
+            }
+            if ex.request_preview.is_none() && agg.request_preview.is_some() {
+                sets.push(("request_preview", SetValue::S(agg.request_preview.clone())));
+            }
+            if ex.response_preview.is_none() && agg.response_preview.is_some() {
+                sets.push((
+                    "response_preview",
+                    SetValue::S(agg.response_preview.clone()),
+                ));
+            }
+            if let Some((_, name)) = agg.tags.iter().find(|(k, _)| k == TAG_TRACE_NAME) {
+                sets.push(("trace_name", SetValue::S(Some(name.clone()))));
+            }
+            let fresh = created.contains(&agg.trace_id);
+            let (stored_usage, stored_cost) =
+                stored.get(&agg.trace_id).cloned().unwrap_or_default();
+            if agg.usage().is_some() && !(is_final && ex.has_tokens) {
+                let usage = if fresh {
+                    agg.usage()
+                } else {
+                    usage_of(&[agg.usage_nodes.clone(), stored_usage].concat())
+                };
+                if let Some(u) = usage {
+                    for (key, column) in TOKEN_COLUMNS {
+                        if let Some(v) = int_of(u.get(key)) {
+                            sets.push((column, SetValue::I(Some(v))));
+                        }
+                    }
+                }
+            }
+            if agg.cost().is_some() && !(is_final && ex.has_costs) {
+                let cost = if fresh {
+                    agg.cost()
+                } else {
+                    cost_of(&[agg.cost_nodes.clone(), stored_cost].concat())
+                };
+                if let Some(c) = cost {
+                    for key in ["input_cost", "output_cost", "total_cost"] {
+                        if let Some(v) = float_of(c.get(key)) {
+                            sets.push((key, SetValue::F(v)));
+                        }
+                    }
+                }
+            }
+            if ex.session_id.is_none() && agg.session_id.is_some() {
+                sets.push(("session_id", SetValue::S(agg.session_id.clone())));
+            }
+            if let Some(user) = agg
+                .user_id
+                .as_ref()
+                .filter(|_| !has(&agg.trace_id, META_USER))
+            {
+                let entry = vec![(META_USER.to_string(), user.clone())];
+                if let Some(q) = kv_upsert(d, "trace_request_metadata", &agg.trace_id, &entry) {
+                    q.query().execute(&mut *tx).await?;
+                }
+            }
+            if !sets.is_empty() {
+                let mut sql = Sql::new(d);
+                sql.push("UPDATE trace_info SET ");
+                for (i, (col, v)) in sets.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(", ");
+                    }
+                    sql.push(col).push(" = ");
+                    match v {
+                        SetValue::I(i) => sql.bind(*i),
+                        SetValue::F(f) => sql.bind(*f),
+                        SetValue::S(s) => sql.bind(s.clone()),
+                    };
+                }
+                sql.push(" WHERE request_id = ").bind(agg.trace_id.as_str());
+                sql.query().execute(&mut *tx).await?;
+            }
+            if new_ts < ex.timestamp_ms {
+                let mut sql = Sql::new(d);
+                sql.push("UPDATE assessments SET trace_timestamp_ms = ")
+                    .bind(new_ts)
+                    .push(" WHERE trace_id = ")
+                    .bind(agg.trace_id.as_str());
+                sql.query().execute(&mut *tx).await?;
+            }
+        }
+        let live: Vec<&str> = sorted.iter().map(|a| a.trace_id.as_str()).collect();
+        bump_generation(&mut tx, d, &live).await?;
+        for agg in &sorted {
+            let mut tags = vec![(
+                TAG_SPANS_LOCATION.to_string(),
+                SPANS_IN_TRACKING_STORE.to_string(),
+            )];
+            // Resource attributes become tags (not the SDK's own, nor MLflow's namespace);
+            // the root span's `mlflow.traceTag.*` attributes win over them.
+            for (k, v) in &agg.resource {
+                if k.starts_with("telemetry.sdk.") || k.starts_with("mlflow.") {
+                    continue;
+                }
+                let text = match v {
+                    PyValue::Str(s) => s.clone(),
+                    other => other.dumps(true),
+                };
+                if let Ok(tag) = validate_tag(k, &text) {
+                    tags.push(tag);
+                }
+            }
+            for (k, v) in &agg.tags {
+                if k != TAG_TRACE_NAME {
+                    if let Ok(tag) = validate_tag(k, v) {
+                        tags.push(tag);
+                    }
+                }
+            }
+            if let Some(q) = kv_upsert(d, "trace_tags", &agg.trace_id, &dedup_last(tags)) {
+                q.query().execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates a trace from the info the client sends when the trace ends, or completes one
+    /// its spans created first. Returns the stored info.
+    /// `finalize` marks the info as final (MLflow 3's start-trace, sent when the trace ends);
+    /// the legacy v2 start does not.
+    pub async fn start_trace(&self, info: &NewTrace, finalize: bool) -> Result<TraceInfo> {
+        let experiment_id = crate::domain::validation::parse_experiment_id(&info.experiment_id)?;
+        if let Some((_, name)) = info.tags.iter().find(|(k, _)| k == TAG_TRACE_NAME) {
+            validate_trace_name(name)?;
+        }
+        retry_conflicts(|| self.start_trace_once(experiment_id, info, finalize)).await?;
+        self.get_trace_info(&info.trace_id).await
+    }
+
+    async fn start_trace_once(
+        &self,
+        experiment_id: i64,
+        info: &NewTrace,
+        finalize: bool,
+    ) -> Result<()> {
+        let d = self.dialect;
+        let id = info.trace_id.as_str();
+        let mut tx = self.begin_write().await?;
+        let location = experiment_location(&mut tx, d, experiment_id, true).await?;
+        let metadata: HashMap<&str, &str> = info
+            .trace_metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let analytics = analytics_columns(&metadata);
+        let trace_name = info
+            .tags
+            .iter()
+            .find(|(k, _)| k == TAG_TRACE_NAME)
+            .map(|(_, v)| v.clone());
+        let mut tags: Vec<(String, String)> = info
+            .tags
+            .iter()
+            .filter(|(k, _)| k != TAG_TRACE_NAME)
+            .cloned()
+            .collect();
+        tags.push((
+            TAG_ARTIFACT_LOCATION.to_string(),
+            trace_artifact_location(&location, id),
+        ));
+        let mut meta: Vec<(String, String)> = info
+            .trace_metadata
+            .iter()
+            .filter(|(k, _)| ![META_SESSION, META_TOKEN_USAGE, META_COST].contains(&k.as_str()))
+            .cloned()
+            .collect();
+        if finalize {
+            meta.push((META_INFO_FINALIZED.to_string(), "true".to_string()));
+        }
+        let mut meta = dedup_last(meta);
+        meta.sort();
+
+        let mut sql = Sql::new(d);
+        let mut columns = String::from(
+            "request_id, experiment_id, timestamp_ms, execution_time_ms, status, \
+             client_request_id, request_preview, response_preview, trace_name",
+        );
+        for (col, _) in &analytics {
+            columns.push_str(", ");
+            columns.push_str(col);
+        }
+        sql.push(&d.insert_ignore("trace_info", &columns))
+            .push("(")
+            .bind(id)
+            .push(", ")
+            .bind(experiment_id)
+            .push(", ")
+            .bind(info.request_time)
+            .push(", ")
+            .bind(info.execution_duration)
+            .push(", ")
+            .bind(info.state.as_str())
+            .push(", ")
+            .bind(info.client_request_id.clone())
+            .push(", ")
+            .bind(info.request_preview.clone())
+            .push(", ")
+            .bind(info.response_preview.clone())
+            .push(", ")
+            .bind(trace_name.clone());
+        for (_, v) in &analytics {
+            sql.push(", ");
+            v.bind(&mut sql);
+        }
+        sql.push(")").push(d.insert_ignore_suffix());
+        let inserted = sql.query().execute(&mut *tx).await?.rows_affected() == 1;
+        if !inserted {
+            // The spans came first: lock the row and merge this info into it.
+            lock_traces(&mut tx, d, &[id]).await?;
+            bump_generation(&mut tx, d, &[id]).await?;
+            let mut sql = Sql::new(d);
+            sql.push("UPDATE trace_info SET experiment_id = ")
+                .bind(experiment_id)
+                .push(", timestamp_ms = ")
+                .bind(info.request_time)
+                .push(", execution_time_ms = ")
+                .bind(info.execution_duration)
+                .push(", status = ")
+                .bind(info.state.as_str())
+                .push(", client_request_id = ")
+                .bind(info.client_request_id.clone());
+            if trace_name.is_some() {
+                sql.push(", trace_name = ").bind(trace_name.clone());
+            }
+            for (col, v) in &analytics {
+                sql.push(", ").push(col).push(" = ");
+                v.bind(&mut sql);
+            }
+            if info.request_preview.is_some() {
+                sql.push(", request_preview = ")
+                    .bind(info.request_preview.clone());
+            }
+            if info.response_preview.is_some() {
+                sql.push(", response_preview = ")
+                    .bind(info.response_preview.clone());
+            }
+            sql.push(" WHERE request_id = ").bind(id);
+            sql.query().execute(&mut *tx).await?;
+            for table in ["spans", "assessments"] {
+                let mut sql = Sql::new(d);
+                sql.push("UPDATE ")
+                    .push(table)
+                    .push(" SET experiment_id = ")
+                    .bind(experiment_id);
+                if table == "assessments" {
+                    sql.push(", trace_timestamp_ms = ").bind(info.request_time);
+                }
+                sql.push(" WHERE trace_id = ").bind(id);
+                sql.query().execute(&mut *tx).await?;
+            }
+        }
+        if let Some(q) = kv_upsert(d, "trace_tags", id, &dedup_last(tags)) {
+            q.query().execute(&mut *tx).await?;
+        }
+        if let Some(q) = kv_upsert(d, "trace_request_metadata", id, &meta) {
+            q.query().execute(&mut *tx).await?;
+        }
+        for a in &info.assessments {
+            let mut a = a.clone();
+            a.trace_id = id.to_string();
+            assessment_insert(d, &a, experiment_id, info.request_time, true)
+                .query()
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+enum SetValue {
+    I(Option<i64>),
+    F(f64),
+    S(Option<String>),
+}
+
+/// A value for an analytics column of `trace_info`.
+enum Analytic {
+    Text(Option<String>),
+    Int(Option<i64>),
+    Float(Option<f64>),
+}
+
+impl Analytic {
+    fn bind(&self, sql: &mut Sql) {
+        match self {
+            Analytic::Text(v) => sql.bind(v.clone()),
+            Analytic::Int(v) => sql.bind(*v),
+            Analytic::Float(Some(f)) => sql.bind(*f),
+            Analytic::Float(None) => sql.push("NULL"),
+        };
+    }
+}
+
+/// MLflow's `analytics_columns_from_metadata`: session, token and cost columns from the
+/// reserved metadata keys (only the keys present; unusable numbers become NULL).
+fn analytics_columns(meta: &HashMap<&str, &str>) -> Vec<(&'static str, Analytic)> {
+    let mut out = Vec::new();
+    if let Some(s) = meta.get(META_SESSION) {
+        out.push(("session_id", Analytic::Text(Some(s.to_string()))));
+    }
+    let dict = |key: &str| match meta.get(key).and_then(|v| PyValue::loads(v)) {
+        Some(PyValue::Dict(d)) => Some(PyValue::Dict(d)),
+        _ => None,
+    };
+    if let Some(usage) = dict(META_TOKEN_USAGE) {
+        for (key, column) in TOKEN_COLUMNS {
+            if let Some(v) = usage.get(key) {
+                out.push((column, Analytic::Int(int_of(Some(v)))));
+            }
+        }
+    }
+    if let Some(cost) = dict(META_COST) {
+        for key in ["input_cost", "output_cost", "total_cost"] {
+            if let Some(v) = cost.get(key) {
+                let column: &'static str = match key {
+                    "input_cost" => "input_cost",
+                    "output_cost" => "output_cost",
+                    _ => "total_cost",
+                };
+                out.push((column, Analytic::Float(float_of(Some(v)))));
+            }
+        }
+    }
+    out
+}
