@@ -76,8 +76,7 @@ pub fn timestamp_to_ms(text: &str) -> Result<i64> {
     if b[13] != b':'
         || b[16] != b':'
         || !(1..=12).contains(&mo)
-        || d < 1
-        || d > 31
+        || !(1..=31).contains(&d)
         || h > 23
         || mi > 59
         || s > 60

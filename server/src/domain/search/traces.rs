@@ -316,11 +316,10 @@ pub fn parse_trace_filter(filter: &str) -> Result<Vec<TraceClause>> {
                 }
                 cmp_set(cmp, &ASSESSMENT_CMPS, "")?;
                 let numeric = matches!(cmp, Gt | Ge | Lt | Le);
-                let ok = match (&value, numeric) {
-                    (Literal::Num(_), true) => true,
-                    (Literal::Str(_), false) | (Literal::None, false) => true,
-                    _ => false,
-                };
+                let ok = matches!(
+                    (&value, numeric),
+                    (Literal::Num(_), true) | (Literal::Str(_), false) | (Literal::None, false)
+                );
                 if !ok {
                     let which = if kind == Kind::Feedback {
                         "feedback"

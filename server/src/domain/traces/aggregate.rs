@@ -57,9 +57,8 @@ fn sum_tree(nodes: &[Node], keys: &[&str], optional: &[&str], float: bool) -> Op
             None => stack.push((n, false)),
         }
     }
-    let zero = || if float { 0.0 } else { 0.0f64 };
     let mut totals: Vec<(String, f64, bool)> =
-        keys.iter().map(|k| (k.to_string(), zero(), true)).collect();
+        keys.iter().map(|k| (k.to_string(), 0.0, true)).collect();
     let mut any = false;
     let num = |v: &PyValue| match v {
         PyValue::Int(i) => Some(*i as f64),

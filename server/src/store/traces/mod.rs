@@ -151,7 +151,7 @@ pub(in crate::store) fn assessment_from_row(row: &AnyRow) -> Result<Assessment> 
         create_time_ms: get_i64(row, 6).unwrap_or_default(),
         last_update_time_ms: get_i64(row, 7).unwrap_or_default(),
         overrides: get_str(row, 13),
-        valid: get_i64(row, 14).map_or(true, |v| v != 0),
+        valid: get_i64(row, 14) != Some(0),
     })
 }
 
@@ -309,7 +309,7 @@ impl Store {
         let mut out = Vec::new();
         for info in infos {
             let mut list = spans.remove(&info.trace_id).unwrap_or_default();
-            list.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            list.sort_by_key(|a| (a.0, a.1));
             if complete && list.len() < expected_span_count(&info) {
                 continue;
             }
