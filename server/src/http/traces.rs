@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 use super::reply::reply;
 use super::request::{required, required_str, Message};
 use super::{ApiError, ApiResult, AppState};
-use crate::domain::traces::TraceState;
+use crate::domain::traces::{TraceInfo, TraceState};
 use crate::error::MlflowError;
+use crate::service::Paged;
 use crate::wire::traces::{parse_trace_info, trace_info_json, trace_info_v2_json, trace_json};
 use crate::wire::{self, KeyValue};
 
@@ -162,10 +163,15 @@ pub async fn search_v3(State(app): State<AppState>, msg: Message) -> ApiResult {
             r.page_token.as_deref(),
         )
         .await?;
+    traces_page(page, trace_info_json)
+}
+
+/// `{"traces": [...], "next_page_token": ...}` with each info in the given form.
+fn traces_page(page: Paged<TraceInfo>, form: fn(&TraceInfo) -> Value) -> ApiResult {
     let mut out = serde_json::Map::new();
     out.insert(
         "traces".into(),
-        Value::Array(page.items.iter().map(trace_info_json).collect()),
+        Value::Array(page.items.iter().map(form).collect()),
     );
     if let Some(t) = page.next_page_token {
         out.insert("next_page_token".into(), json!(t));
@@ -203,15 +209,7 @@ pub async fn search_v2(State(app): State<AppState>, msg: Message) -> ApiResult {
             r.page_token.as_deref(),
         )
         .await?;
-    let mut out = serde_json::Map::new();
-    out.insert(
-        "traces".into(),
-        Value::Array(page.items.iter().map(trace_info_v2_json).collect()),
-    );
-    if let Some(t) = page.next_page_token {
-        out.insert("next_page_token".into(), json!(t));
-    }
-    reply(&Value::Object(out))
+    traces_page(page, trace_info_v2_json)
 }
 
 #[derive(Deserialize)]

@@ -236,8 +236,9 @@ impl Store {
             sql.push("SELECT ")
                 .push(ASSESSMENT_COLUMNS)
                 .push(" FROM assessments WHERE trace_id IN ")
-                .bind_list(chunk.iter().map(String::as_str))
-                .push(" ORDER BY created_timestamp, assessment_id");
+                .bind_list(chunk.iter().map(String::as_str));
+            // No ORDER BY: MLflow lists a trace's assessments in the table's own order
+            // (insertion order), and clients compare lists.
             for row in self.fetch_all(&sql).await? {
                 let a = assessment_from_row(&row)?;
                 assessments.entry(a.trace_id.clone()).or_default().push(a);

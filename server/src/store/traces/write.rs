@@ -154,15 +154,10 @@ impl Store {
         .await
     }
 
-    /// Links traces to a run (the run's "traces" tab); links that exist are kept.
+    /// Links traces to a run (the run's "traces" tab); links that exist are kept. As in
+    /// MLflow, the traces need not exist yet: asynchronous export may still be delivering them.
     pub async fn link_traces_to_run(&self, trace_ids: &[String], run_id: &str) -> Result<()> {
-        let targets: Vec<String> = self
-            .trace_infos(trace_ids, None)
-            .await?
-            .into_iter()
-            .map(|i| i.trace_id)
-            .collect();
-        self.add_associations("trace", &targets, "run", &[run_id.to_string()])
+        self.add_associations("trace", trace_ids, "run", &[run_id.to_string()])
             .await
     }
 
