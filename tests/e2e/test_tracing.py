@@ -312,3 +312,18 @@ def test_otlp_refusals(tracking, experiment_id):
         timeout=30,
     )
     assert r.status_code == 422
+
+
+def test_trace_artifact_download(traced):
+    trace_id = run_trace(6)
+    r = requests.get(
+        f"{mlflow.get_tracking_uri()}/ajax-api/2.0/mlflow/get-trace-artifact",
+        params={"request_id": trace_id},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Disposition"] == "attachment; filename=traces.json"
+    data = mlflow.entities.TraceData.from_dict(json.loads(r.text))
+    assert [s.name for s in data.spans] == [s.name for s in mlflow.get_trace(trace_id).data.spans]
+    r = requests.get(f"{mlflow.get_tracking_uri()}/ajax-api/2.0/mlflow/get-trace-artifact", timeout=30)
+    assert r.status_code == 400

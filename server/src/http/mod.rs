@@ -130,6 +130,7 @@ fn trace_v2_routes() -> Router<AppState> {
         .route("/mlflow/traces/delete-traces", post(t::delete))
         .route("/mlflow/traces/link-to-run", post(t::link_to_run))
         .route("/mlflow/traces/link-prompts", post(t::link_prompts))
+        .route("/mlflow/get-trace-artifact", get(t::trace_artifact))
 }
 
 /// The MLflow 3 routes of `/api/3.0`: traces, assessments and server info.
@@ -137,6 +138,7 @@ fn v3_routes() -> Router<AppState> {
     use traces as t;
     Router::new()
         .route("/mlflow/server-info", get(infra::server_info))
+        .route("/mlflow/get-trace-artifact", get(t::trace_artifact))
         .route("/mlflow/traces", post(t::start_v3))
         .route("/mlflow/traces/get", get(t::get_trace))
         .route("/mlflow/traces/batchGet", get(t::batch_get))

@@ -392,3 +392,42 @@ pub async fn get_info_v2(State(app): State<AppState>, Path(id): Path<String>) ->
     let info = app.tracking.get_trace_info(&id).await?;
     reply(&json!({ "trace_info": trace_info_v2_json(&info) }))
 }
+
+#[derive(Deserialize)]
+struct TraceArtifact {
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    request_id: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    path: Option<String>,
+}
+
+/// `GET .../get-trace-artifact?request_id=...`: the trace's `traces.json` for the UI.
+pub async fn trace_artifact(State(app): State<AppState>, msg: Message) -> ApiResult {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let r: TraceArtifact = msg.parse()?;
+    let Some(id) = r.request_id.filter(|s| !s.is_empty()) else {
+        return Err(ApiError(MlflowError::new(
+            crate::error::ErrorCode::BadRequest,
+            "Request must include the \"request_id\" query parameter.",
+        )));
+    };
+    if r.path.is_some() {
+        return Err(ApiError(MlflowError::new(
+            crate::error::ErrorCode::NotImplemented,
+            "Trace attachments are not served by this server",
+        )));
+    }
+    let body = app.tracking.trace_data_json(&id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=traces.json",
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}

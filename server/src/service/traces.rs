@@ -112,6 +112,25 @@ impl Tracking {
         )))
     }
 
+    /// A trace's data as the UI downloads it (`traces.json`): `{"spans":[...]}` with each
+    /// span's stored JSON as it is. Only for traces whose spans live in this store.
+    pub async fn trace_data_json(&self, trace_id: &str) -> Result<Vec<u8>> {
+        let info = self.store().get_trace_info(trace_id).await?;
+        if info.tag(crate::domain::traces::TAG_SPANS_LOCATION)
+            != Some(crate::domain::traces::SPANS_IN_TRACKING_STORE)
+        {
+            return Err(MlflowError::not_found(format!(
+                "The spans of trace {trace_id} are not stored in the tracking store; this \
+                 server does not read trace data from artifact storage"
+            )));
+        }
+        let parts = self.store().trace_span_contents(trace_id).await?;
+        let mut out = b"{\"spans\":[".to_vec();
+        out.extend_from_slice(parts.join(",").as_bytes());
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
+
     /// Complete traces of the ids that exist (optionally only in `experiments`).
     pub async fn batch_get_traces(
         &self,

@@ -271,6 +271,24 @@ impl Store {
             .collect())
     }
 
+    /// The stored span contents of one trace (root first, then by start time), as the
+    /// JSON text MLflow keeps them.
+    pub async fn trace_span_contents(&self, trace_id: &str) -> Result<Vec<String>> {
+        let mut sql = self.sql();
+        sql.push(
+            "SELECT content FROM spans WHERE trace_id = ",
+        )
+        .bind(trace_id)
+        .push(" ORDER BY CASE WHEN parent_span_id IS NULL THEN 0 ELSE 1 END, start_time_unix_nano");
+        Ok(self
+            .fetch_all(&sql)
+            .await?
+            .iter()
+            .filter_map(|r| get_str(r, 0))
+            .filter(|c| !c.is_empty())
+            .collect())
+    }
+
     /// Traces with their spans, for the ids that exist and whose spans are all stored
     /// (`complete`: as many spans as the trace's size stats announce).
     pub async fn traces_with_spans(
