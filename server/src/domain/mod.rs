@@ -2,6 +2,7 @@
 //! run-name generation, the search grammar, and MLflow 3 tracing (traces, spans, assessments).
 
 pub mod assessments;
+pub mod datasets;
 pub mod paging;
 pub mod registry;
 pub mod run_names;
