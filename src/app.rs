@@ -181,11 +181,11 @@ fn build(
 }
 
 fn report_errors(diags: &Diags, format: Format) {
-    let masker = Masker::default();
+    let masker = Masker::new(diags.secret_values().to_vec());
     match format {
         Format::Text => eprint!("{}", masker.mask(&diags.render())),
         Format::Json => {
-            for d in &diags.0 {
+            for d in diags.iter() {
                 println!(
                     "{}",
                     json!({"event": "error", "location": d.location(), "message": masker.mask(&d.message), "help": d.help})
@@ -193,7 +193,7 @@ fn report_errors(diags: &Diags, format: Format) {
             }
             println!(
                 "{}",
-                json!({"event": "recap", "ok": 0, "changed": 0, "skipped": 0, "failed": 0, "errors": diags.0.len()})
+                json!({"event": "recap", "ok": 0, "changed": 0, "skipped": 0, "failed": 0, "errors": diags.len()})
             );
         }
     }

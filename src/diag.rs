@@ -165,22 +165,47 @@ struct Snippet {
     help: Option<String>,
 }
 
-/// Collects every problem found in one validation pass.
+/// Collects every problem found in one validation pass, and the secret values known so far
+/// (masked wherever the problems are shown: a snippet may show the line that holds one).
 #[derive(Debug, Default)]
-pub struct Diags(pub Vec<Diag>);
+pub struct Diags {
+    list: Vec<Diag>,
+    secrets: Vec<String>,
+}
 
 impl Diags {
+    /// A single problem.
+    pub fn one(d: Diag) -> Self {
+        Self {
+            list: vec![d],
+            secrets: Vec::new(),
+        }
+    }
     pub fn push(&mut self, d: Diag) {
-        self.0.push(d);
+        self.list.push(d);
     }
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.list.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Diag> {
+        self.list.iter()
+    }
+    /// Records values that must not be shown.
+    pub fn secrets(&mut self, values: impl IntoIterator<Item = String>) {
+        self.secrets.extend(values);
+    }
+    /// The values that must not be shown.
+    pub fn secret_values(&self) -> &[String] {
+        &self.secrets
     }
     /// Orders errors by position within each file (files keep the order they first appear
     /// in), so a playbook's errors read top to bottom.
     pub fn sort_by_location(&mut self) {
         let mut files: Vec<String> = Vec::new();
-        for d in &self.0 {
+        for d in &self.list {
             let name = d
                 .source
                 .as_ref()
@@ -190,7 +215,7 @@ impl Diags {
                 files.push(name);
             }
         }
-        self.0.sort_by_key(|d| {
+        self.list.sort_by_key(|d| {
             let name = d.source.as_ref().map(|s| s.name.as_str()).unwrap_or("");
             let file = files.iter().position(|f| f == name).unwrap_or(usize::MAX);
             (file, d.loc.line, d.loc.col)
@@ -198,11 +223,11 @@ impl Diags {
     }
     pub fn render(&self) -> String {
         let mut s = String::new();
-        for d in &self.0 {
+        for d in &self.list {
             s.push_str(&d.render());
             s.push('\n');
         }
-        let n = self.0.len();
+        let n = self.list.len();
         s.push_str(&format!(
             "{n} error{} found; nothing was changed\n",
             if n == 1 { "" } else { "s" }

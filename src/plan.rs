@@ -56,12 +56,8 @@ pub struct Inputs<'a> {
 
 /// Reads and parses a playbook file.
 pub fn load(path: &Path) -> Result<(Arc<Source>, Vec<Spanned<StepSpec>>), Diags> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diags(vec![Diag::plain(format!(
-            "cannot read {}: {e}",
-            path.display()
-        ))])
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diags::one(Diag::plain(format!("cannot read {}: {e}", path.display()))))?;
     let source = Source::new(path.display().to_string(), text);
     let steps: Vec<Spanned<StepSpec>> = crate::yaml::parse(&source).map_err(|d| {
         let d = if d.message.contains("expected a sequence")
@@ -71,7 +67,7 @@ pub fn load(path: &Path) -> Result<(Arc<Source>, Vec<Spanned<StepSpec>>), Diags>
         } else {
             d
         };
-        Diags(vec![d])
+        Diags::one(d)
     })?;
     Ok((source, steps))
 }
@@ -257,7 +253,7 @@ impl Walker<'_> {
             loc: preset_name.loc,
         };
         // Defaults are rendered in the preset's context; given values in the playbook's.
-        let before = self.diags.0.len();
+        let before = self.diags.len();
         let checked = {
             let mut merged = with_ctx.clone();
             merged.extend(pctx.clone());
@@ -267,14 +263,14 @@ impl Walker<'_> {
                 with,
                 self.inputs.extra,
                 &call,
-                &mut merged,
+                (&with_ctx, &mut merged),
                 &mut self.diags,
             );
             pctx = merged;
             c
         };
         self.plan.secrets.extend(checked.secrets.iter().cloned());
-        if self.diags.0.len() > before {
+        if self.diags.len() > before {
             return;
         }
         for (k, v) in &checked.values {
@@ -415,6 +411,7 @@ pub fn build(
         Ok(w.plan)
     } else {
         w.diags.sort_by_location();
+        w.diags.secrets(w.plan.secrets);
         Err(w.diags)
     }
 }

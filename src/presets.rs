@@ -28,6 +28,10 @@ const EMBEDDED_TEMPLATES: &[(&str, &str)] = &[
         "mlflow.plist.tera",
         include_str!("../templates/mlflow.plist.tera"),
     ),
+    (
+        "basic_auth.ini.tera",
+        include_str!("../templates/basic_auth.ini.tera"),
+    ),
 ];
 
 /// A preset file (`presets/NAME/preset.yml`).
@@ -96,10 +100,18 @@ pub struct ParamSpec {
     pub secret: Option<bool>,
     /// How `preset show` words a templated default (e.g. "/var/lib/mlflow as root").
     pub default_doc: Option<String>,
+    /// For `int`, the smallest value; for a string, the fewest characters.
     pub min: Option<i64>,
     pub max: Option<i64>,
     pub schemes: Option<Vec<String>>,
     pub properties: Option<Ordered<ParamSpec>>,
+    /// A condition on the other parameters (as in `when:`) under which this one is required.
+    pub required_when: Option<String>,
+    /// A secret that must come from the environment (`"{{ env.NAME }}"`): a value written in
+    /// the playbook or given with `-e` is refused, an empty one counts as not given.
+    pub from_env: Option<bool>,
+    /// For `list`: a string is accepted too, split at this separator (`a,b` → `[a, b]`).
+    pub split: Option<String>,
 }
 
 /// Where presets and templates come from.
@@ -232,6 +244,10 @@ pub fn describe(def: &PresetDef) -> String {
             Some(serde_json::Value::String(v)) => v.clone(),
             Some(v) => v.to_string(),
             None if p.required == Some(true) => "(required)".into(),
+            None if p.required_when.is_some() => format!(
+                "(required when {})",
+                p.required_when.as_deref().unwrap_or_default()
+            ),
             None => "-".into(),
         };
         s.push_str(&format!("  {name:<22} {ty:<16} default: {default}\n"));

@@ -20,6 +20,12 @@ pub struct Masker {
 
 impl Masker {
     pub fn new(mut secrets: Vec<String>) -> Self {
+        // As written into an environment file, a secret may be quoted and escaped.
+        let quoted: Vec<String> = secrets
+            .iter()
+            .filter_map(|s| crate::envfile::quote(s).filter(|q| q != s))
+            .collect();
+        secrets.extend(quoted);
         secrets.retain(|s| s.len() >= 3);
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
@@ -230,6 +236,12 @@ mod tests {
             "uri=postgresql://u:***@db/x token ********"
         );
         assert_eq!(m.mask("mysql://a:b@h/d"), "mysql://a:***@h/d");
+        // Quoted and escaped as in an environment file.
+        let m = Masker::new(vec!["pa ss\"word".into()]);
+        assert_eq!(
+            m.mask("MLFLOW_AUTH_ADMIN_PASSWORD=\"pa ss\\\"word\""),
+            "MLFLOW_AUTH_ADMIN_PASSWORD=********"
+        );
     }
 
     #[test]

@@ -104,6 +104,16 @@ pub fn eval_bool(raw: &str, ctx: &Context) -> Result<bool, String> {
     }
 }
 
+/// Whether a condition holds in tera's sense: true, a non-empty string, list or mapping, a
+/// non-zero number (so `tls_cert` holds once a certificate is given).
+pub fn eval_truthy(expr: &str, ctx: &Context) -> Result<bool, String> {
+    let text = render_str(
+        &format!("{{% if {expr} %}}true{{% else %}}false{{% endif %}}"),
+        ctx,
+    )?;
+    Ok(text == "true")
+}
+
 /// Renders a named file template (the `template:` action, units, env files).
 pub fn render_file(name: &str, text: &str, ctx: &Context) -> Result<String, String> {
     let mut tera = engine();
@@ -125,6 +135,11 @@ mod tests {
         assert!(eval_bool("{{ state == 'absent' }}", &ctx).unwrap());
         assert!(!eval_bool("not service", &ctx).unwrap());
         assert!(eval_bool("nope", &ctx).is_err());
+        ctx.insert("cert", &serde_json::Value::Null);
+        ctx.insert("key", "/k.pem");
+        assert!(!eval_truthy("cert", &ctx).unwrap());
+        assert!(eval_truthy("key or cert", &ctx).unwrap());
+        assert!(eval_truthy("cert or state == 'absent'", &ctx).unwrap());
     }
 
     #[test]

@@ -3,42 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-fn preset(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_preset"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run preset")
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-/// A script that answers `--version` like our server, standing in for it.
-fn stand_in_binary(dir: &Path) -> PathBuf {
-    let p = write(dir, "mlflow", "#!/bin/sh\necho 'mlflow 0.0.0'\n");
-    Command::new("chmod").arg("755").arg(&p).status().unwrap();
-    p
-}
-
-/// Runs `apply` on a broken playbook and returns stderr; asserts exit 2 and no side effect.
-fn broken(text: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let pb = write(dir.path(), "playbook.yml", text);
-    let out = preset(&["apply", pb.to_str().unwrap()], dir.path());
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
-    assert!(err.contains("nothing was changed"), "{err}");
-    // Nothing was created next to the playbook.
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-    err
-}
+use common::{broken, preset, stand_in_binary, write};
 
 #[test]
 fn bad_yaml_is_located() {
@@ -201,7 +169,8 @@ fn primitive_actions_are_idempotent() {
     );
 }
 
-/// The rendered unit passes `systemd-analyze verify` (skipped where it is not installed).
+/// The rendered unit passes `systemd-analyze verify`, as it is by default and with the
+/// network settings (basic auth, TLS, allowed hosts), and holds no secret.
 #[test]
 fn rendered_unit_passes_systemd_analyze_verify() {
     if Command::new("systemd-analyze")
@@ -212,57 +181,72 @@ fn rendered_unit_passes_systemd_analyze_verify() {
         common::cannot_run("systemd-analyze is not installed (Debian's systemd package)");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display();
-    // A stand-in binary so ExecStart points at an executable.
-    write(dir.path(), "mlflow", "#!/bin/sh\necho 'mlflow 0.0.0'\n");
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(dir.path().join("mlflow"))
-            .unwrap()
-            .permissions(),
-        0o755,
-    );
-    Command::new("chmod")
-        .args(["755", &format!("{d}/mlflow")])
-        .status()
-        .unwrap();
-    let pb = write(
-        dir.path(),
-        "p.yml",
-        &format!(
-            "- preset: mlflow\n  with:\n    service: true\n    user: root\n    bin_dir: {d}\n    unit_dir: {d}/units\n    data_dir: {d}/data\n    config_dir: {d}/etc\n    source: {{path: {d}/mlflow}}\n    extra_args: [--static-prefix, /mlflow]\n    backend_store_uri: postgresql://u:pw@db/x\n"
-        ),
-    );
-    let out = preset(
-        &["apply", "--check", "--diff", pb.to_str().unwrap()],
-        dir.path(),
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let unit: String = text
-        .lines()
-        .skip_while(|l| !l.contains("units/mlflow.service (after)"))
-        .skip(2)
-        .take_while(|l| l.trim_start().starts_with("| +"))
-        .map(|l| format!("{}\n", l.trim_start().trim_start_matches("| +")))
-        .collect();
-    assert!(unit.contains("[Service]"), "{text}");
-    assert!(unit.contains("NoNewPrivileges=true") && unit.contains("ProtectSystem=strict"));
-    assert!(
-        !unit.contains("pw@"),
-        "secrets must not be in the unit: {unit}"
-    );
-    let unit_path = write(dir.path(), "mlflow.service", &unit);
-    let out = Command::new("systemd-analyze")
-        .args(["verify", unit_path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    // Only complaints about the unit itself matter (not the absent system manager).
-    let problems: Vec<&str> = err
-        .lines()
-        .filter(|l| l.contains("mlflow.service"))
-        .collect();
-    assert!(problems.is_empty(), "systemd-analyze verify: {err}");
+    let password = "unit-test \"Zq9-pw\" $x";
+    for network in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        // A stand-in binary so ExecStart points at an executable.
+        stand_in_binary(dir.path());
+        let mut with = format!(
+            "    service: true\n    user: root\n    bin_dir: {d}\n    unit_dir: {d}/units\n    data_dir: {d}/data\n    config_dir: {d}/etc\n    source: {{path: {d}/mlflow}}\n    extra_args: [--static-prefix, /mlflow]\n    backend_store_uri: postgresql://u:pw@db/x\n"
+        );
+        if network {
+            with.push_str(&format!(
+                "    auth: true\n    admin_password: \"{{{{ env.MLFLOW_ADMIN_PASSWORD }}}}\"\n    allowed_hosts: [mlflow.example.com]\n    tracking_uri: https://0.0.0.0:5443\n    tls_cert: {d}/tls/cert.pem\n    tls_key: {d}/tls/key.pem\n    ui: true\n    ui_source: {d}/mlflow-3.17.2-py3-none-any.whl\n"
+            ));
+        }
+        let pb = write(
+            dir.path(),
+            "p.yml",
+            &format!("- preset: mlflow\n  with:\n{with}"),
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_preset"))
+            .args(["apply", "--check", "--diff", pb.to_str().unwrap()])
+            .env("MLFLOW_ADMIN_PASSWORD", password)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(!text.contains("Zq9"), "the password in the output: {text}");
+        let unit: String = text
+            .lines()
+            .skip_while(|l| !l.contains("units/mlflow.service (after)"))
+            .skip(2)
+            .take_while(|l| l.trim_start().starts_with("| +"))
+            .map(|l| format!("{}\n", l.trim_start().trim_start_matches("| +")))
+            .collect();
+        assert!(unit.contains("[Service]"), "{text}");
+        assert!(unit.contains("NoNewPrivileges=true") && unit.contains("ProtectSystem=strict"));
+        assert!(
+            !unit.contains("pw@"),
+            "secrets must not be in the unit: {unit}"
+        );
+        if network {
+            assert!(
+                unit.contains("ExecStart=")
+                    && unit.contains(" server --app-name basic-auth --static-prefix /mlflow\n"),
+                "{unit}"
+            );
+            assert!(
+                text.contains("MLFLOW_AUTH_ADMIN_PASSWORD=********"),
+                "{text}"
+            );
+            assert!(text.contains("--from-wheel"), "{text}");
+        }
+        let unit_path = write(dir.path(), "mlflow.service", &unit);
+        let out = Command::new("systemd-analyze")
+            .args(["verify", unit_path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        // Only complaints about the unit itself matter (not the absent system manager).
+        let problems: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("mlflow.service"))
+            .collect();
+        assert!(problems.is_empty(), "systemd-analyze verify: {err}");
+    }
 }
 
 /// Every playbook in examples/ (one per YAML block of the seed) validates.
@@ -276,6 +260,7 @@ fn examples_validate() {
             let out = Command::new(env!("CARGO_BIN_EXE_preset"))
                 .args(["validate", p.to_str().unwrap()])
                 .env("MLFLOW_DB_PASSWORD", "example-password")
+                .env("MLFLOW_ADMIN_PASSWORD", "example-admin-password")
                 .output()
                 .unwrap();
             assert_eq!(

@@ -18,12 +18,7 @@ fn preset(args: &[&str]) -> (i32, String) {
         .args(args)
         .output()
         .expect("run preset");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    (out.status.code().unwrap_or(-1), common::both(&out))
 }
 
 /// Stops a server left running by a failed test.

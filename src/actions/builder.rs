@@ -154,6 +154,21 @@ impl Builder<'_> {
         }
     }
 
+    /// The strings of a field that renders to a JSON list (`exec_args_json`, `argv_json`);
+    /// none when it renders empty.
+    pub fn json_list(&mut self, t: &Option<Tpl>, field: &str) -> Vec<String> {
+        let Some(t) = t.as_ref().filter(|t| !t.value.trim().is_empty()) else {
+            return Vec::new();
+        };
+        serde_json::from_str(&t.value).unwrap_or_else(|e| {
+            self.error(
+                t,
+                format!("{field} must render to a JSON list of strings: {e}"),
+            );
+            Vec::new()
+        })
+    }
+
     pub fn strings(&self, v: &[Tpl]) -> Vec<String> {
         v.iter().map(|t| t.value.clone()).collect()
     }
@@ -220,10 +235,9 @@ mod tests {
         let typo = Some(Tpl::literal("absnt"));
         assert_eq!(b.choice(&typo, Presence::Present), Presence::Present);
         assert_eq!(
-            diags.0[0].help.as_deref(),
+            diags.iter().next().and_then(|d| d.help.as_deref()),
             Some("did you mean `absent`?"),
-            "{:?}",
-            diags.0
+            "{diags:?}"
         );
     }
 }

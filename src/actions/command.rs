@@ -18,7 +18,8 @@ pub struct CommandAction {
 }
 
 pub fn build(s: &CommandSpec, b: &mut Builder<'_>) -> Option<CommandAction> {
-    let argv = b.strings(&s.argv);
+    let mut argv = b.strings(&s.argv);
+    argv.extend(b.json_list(&s.argv_json, "argv_json"));
     if argv.first().is_none_or(|a| a.is_empty()) {
         b.problem("command needs a non-empty `argv`");
     }

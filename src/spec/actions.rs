@@ -55,7 +55,7 @@ specs! {
     }
 
     /// `service:` a long-running process managed by systemd, launchd or the built-in
-    /// supervisor: `exec` (argv, extended by `exec_args_json`), its `env_file`, `user` and
+    /// supervisor: `exec` (argv, extended by the JSON list `exec_args_json` renders to), its `env_file`, `user` and
     /// `workdir`, the supervisor's `pid_file` and `log_file`, the files whose change restarts
     /// it (`watch`), and the URL that says it is up (`health_url`, `health_timeout`).
     ServiceSpec {
@@ -66,24 +66,30 @@ specs! {
         health_url: Option<Tpl>, health_timeout: Option<Tpl>,
     }
 
-    /// `command: {argv, creates, removes, unless, changed_when, cwd, env}`.
+    /// `command: {argv, argv_json, creates, removes, unless, changed_when, cwd, env}`;
+    /// `argv_json` renders to a JSON list of strings appended to `argv`.
     CommandSpec {
-        argv: Vec<Tpl>, creates: Option<Tpl>, removes: Option<Tpl>, unless: Option<Vec<Tpl>>,
-        changed_when: Option<Tpl>, cwd: Option<Tpl>, env: Option<BTreeMap<String, Tpl>>,
+        argv: Vec<Tpl>, argv_json: Option<Tpl>, creates: Option<Tpl>, removes: Option<Tpl>,
+        unless: Option<Vec<Tpl>>, changed_when: Option<Tpl>, cwd: Option<Tpl>,
+        env: Option<BTreeMap<String, Tpl>>,
     }
 
     /// `assert:` exactly one of `http`, `command`, `file`.
     AssertSpec {
-        http: Option<HttpAssertSpec>, command: Option<CommandAssertSpec>,
+        http: Option<Box<HttpAssertSpec>>, command: Option<CommandAssertSpec>,
         file: Option<FileAssertSpec>,
     }
 
     /// `assert: http:` a request and what its answer must be. `timeout` is per request;
-    /// `within` keeps retrying until that much time has passed (default 30s).
+    /// `within` keeps retrying until that much time has passed (default 30s). `ca` (a PEM
+    /// file) is the only trusted root for https, `validate_certs: false` trusts anything;
+    /// `username` and `password` send basic auth.
     HttpAssertSpec {
         url: Tpl, method: Option<Tpl>, headers: Option<BTreeMap<String, Tpl>>,
         body: Option<Tpl>, status: Option<Spanned<StatusSpec>>, contains: Option<Tpl>,
         json: Option<JsonCheckSpec>, timeout: Option<Tpl>, within: Option<Tpl>,
+        ca: Option<Tpl>, validate_certs: Option<Tpl>, username: Option<Tpl>,
+        password: Option<Tpl>,
     }
 
     /// `json: {path: "/a/0/name", equals: VALUE}` (RFC 6901 JSON pointer).

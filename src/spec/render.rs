@@ -48,6 +48,12 @@ impl<T: Render> Render for Option<T> {
     }
 }
 
+impl<T: Render> Render for Box<T> {
+    fn render(&mut self, r: &mut Renderer<'_>) {
+        self.as_mut().render(r);
+    }
+}
+
 impl<T: Render> Render for Vec<T> {
     fn render(&mut self, r: &mut Renderer<'_>) {
         self.iter_mut().for_each(|v| v.render(r));

@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -37,6 +37,76 @@ pub fn cannot_run(reason: &str) {
         panic!("this test must run under tests/run, but cannot here: {reason}");
     }
     eprintln!("skipped: {reason}");
+}
+
+/// Runs the `preset` binary in `dir`.
+pub fn preset(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_preset"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run preset")
+}
+
+/// Writes `dir/name` and returns its path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write a test file");
+    p
+}
+
+/// A script that answers `--version` like our server, standing in for it.
+pub fn stand_in_binary(dir: &Path) -> PathBuf {
+    let p = write(dir, "mlflow", "#!/bin/sh\necho 'mlflow 0.0.0'\n");
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod the stand-in binary");
+    p
+}
+
+/// Runs `apply` on a broken playbook (with `env` set) and returns stderr; asserts exit 2 and
+/// no side effect.
+pub fn broken_with(text: &str, env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let pb = write(dir.path(), "playbook.yml", text);
+    let out = Command::new(env!("CARGO_BIN_EXE_preset"))
+        .args(["apply", pb.to_str().expect("utf-8 path")])
+        .envs(env.iter().copied())
+        .current_dir(dir.path())
+        .output()
+        .expect("run preset");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    // Nothing was created next to the playbook.
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("read dir").count(),
+        1,
+        "{err}"
+    );
+    err
+}
+
+/// [`broken_with`] whose errors say each of `expected`; returns them.
+pub fn refused(text: &str, env: &[(&str, &str)], expected: &[&str]) -> String {
+    let err = broken_with(text, env);
+    for e in expected {
+        assert!(err.contains(e), "no `{e}` in: {err}");
+    }
+    err
+}
+
+/// What a run printed: stdout, then stderr.
+pub fn both(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// [`broken_with`] without environment.
+pub fn broken(text: &str) -> String {
+    broken_with(text, &[])
 }
 
 pub fn free_port() -> u16 {
@@ -132,11 +202,7 @@ impl Install {
             .current_dir(self.dir.path())
             .output()
             .expect("run preset");
-        let raw = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let raw = both(&out);
         let mut steps = Vec::new();
         let mut recap = Value::Null;
         for line in String::from_utf8_lossy(&out.stdout).lines() {

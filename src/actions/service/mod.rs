@@ -71,17 +71,7 @@ pub fn build(s: &ServiceSpec, b: &mut Builder<'_>) -> Option<ServiceAction> {
     }
     let state = b.choice(&s.state, State::Started);
     let mut exec = s.exec.as_ref().map(|e| b.strings(e)).unwrap_or_default();
-    if let Some(extra) = &s.exec_args_json {
-        if !extra.value.trim().is_empty() {
-            match serde_json::from_str::<Vec<String>>(&extra.value) {
-                Ok(v) => exec.extend(v),
-                Err(e) => b.error(
-                    extra,
-                    format!("exec_args_json must render to a JSON list of strings: {e}"),
-                ),
-            }
-        }
-    }
+    exec.extend(b.json_list(&s.exec_args_json, "exec_args_json"));
     if state == State::Started && exec.is_empty() {
         b.error(&s.name, "a started service needs `exec` (argv)");
     }

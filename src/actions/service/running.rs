@@ -112,7 +112,7 @@ impl ServiceAction {
 fn probe(url: &str, timeout: Duration) -> Result<(), String> {
     let client = reqwest::blocking::Client::builder()
         .timeout(timeout)
-        .danger_accept_invalid_certs(url.starts_with("https:"))
+        .tls_danger_accept_invalid_certs(url.starts_with("https:"))
         .build()
         .map_err(|e| e.to_string())?;
     match client.get(url).send() {

@@ -1,214 +1,13 @@
-//! Type-checks the `with:` values of a preset invocation against the preset's declared
-//! parameters, fills defaults, and reports every problem with its position.
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
+//! One parameter value against its declared type: booleans, bounded numbers, lists, maps,
+//! objects with declared keys, URLs and URIs with their schemes, paths, checksums, choices.
 
 use serde_json::{Map, Value};
-use serde_saphyr::Spanned;
-use tera::Context;
 
-use crate::diag::{did_you_mean, Diag, Diags, Loc, Source};
-use crate::presets::{ParamSpec, ParamType, PresetDef};
+use crate::diag::did_you_mean;
+use crate::presets::{ParamSpec, ParamType};
 use crate::report::mask_userinfo;
-use crate::template::render_str;
 
-/// Parameters after checking: values by name, plus the values marked secret.
-#[derive(Debug, Default)]
-pub struct Checked {
-    pub values: Map<String, Value>,
-    pub secrets: Vec<String>,
-}
-
-/// Where the invocation is, for errors that concern it as a whole.
-pub struct Call<'a> {
-    pub source: &'a Arc<Source>,
-    pub loc: Loc,
-}
-
-/// Checks `with` against `def.parameters`. `ctx` renders string values and defaults; each
-/// resolved parameter is added to it so later defaults can use earlier parameters.
-/// `overrides` are the `-e KEY=VALUE` pairs: one named like a parameter wins over `with:` and
-/// the default (as extra variables do in Ansible), so a playbook can be pointed elsewhere
-/// (another data_dir, port or state) without editing it.
-pub fn check(
-    def: &PresetDef,
-    with: &BTreeMap<String, Spanned<Value>>,
-    overrides: &[(String, String)],
-    call: &Call<'_>,
-    ctx: &mut Context,
-    diags: &mut Diags,
-) -> Checked {
-    let mut out = Checked::default();
-    let names: Vec<&str> = def.parameters.0.iter().map(|(n, _)| n.as_str()).collect();
-    for (key, value) in with {
-        if !names.contains(&key.as_str()) {
-            let mut d = Diag::at(
-                call.source,
-                key_loc(call.source, key, Loc::from_saphyr(&value.referenced)),
-                format!("unknown parameter `{key}` for preset `{}`", def.name),
-            );
-            d.help = did_you_mean(key, names.iter().copied())
-                .or_else(|| Some(format!("parameters: {}", names.join(", "))));
-            diags.push(d);
-        }
-    }
-    for (name, spec) in &def.parameters.0 {
-        let given = with.get(name).filter(|v| !v.value.is_null());
-        let overridden = overrides.iter().rev().find(|(k, _)| k == name);
-        let value = if let Some((_, raw)) = overridden {
-            match check_value(name, spec, extra_value(raw)) {
-                Ok(v) => v,
-                Err((msg, help)) => {
-                    let mut d = Diag::plain(format!("-e {name}={raw}: {msg}"));
-                    d.help = help;
-                    diags.push(d);
-                    continue;
-                }
-            }
-        } else {
-            match given {
-                Some(v) => {
-                    let loc = Loc::from_saphyr(&v.referenced);
-                    let rendered = match render_value(&v.value, ctx) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            diags.push(Diag::at(call.source, loc, e));
-                            continue;
-                        }
-                    };
-                    match check_value(name, spec, rendered) {
-                        Ok(v) => v,
-                        Err((msg, help)) => {
-                            let mut d = Diag::at(call.source, loc, msg);
-                            d.help = help;
-                            diags.push(d);
-                            continue;
-                        }
-                    }
-                }
-                None => match &spec.default {
-                    Some(Value::String(s)) => match render_str(s, ctx) {
-                        Ok(r) => Value::String(r),
-                        Err(e) => {
-                            diags.push(Diag::plain(format!(
-                                "preset `{}`: default of `{name}`: {e}",
-                                def.name
-                            )));
-                            continue;
-                        }
-                    },
-                    Some(v) => v.clone(),
-                    None if spec.required == Some(true) => {
-                        diags.push(
-                            Diag::at(
-                                call.source,
-                                call.loc,
-                                format!("preset `{}` needs parameter `{name}`", def.name),
-                            )
-                            .with_help(format!("add `{name}:` under `with:`")),
-                        );
-                        continue;
-                    }
-                    None => Value::Null,
-                },
-            }
-        };
-        if spec.secret == Some(true) {
-            match (spec.ty, value.as_str().map(url::Url::parse)) {
-                // A store URI is secret through its password and query (tokens), not its
-                // location: `sqlite:////var/lib/mlflow/mlflow.db` stays readable in messages.
-                (ParamType::Uri | ParamType::Location, Some(Ok(u))) => {
-                    out.secrets.extend(u.password().map(str::to_string));
-                    out.secrets.extend(u.query().map(str::to_string));
-                }
-                _ => collect_strings(&value, &mut out.secrets),
-            }
-        }
-        if spec.ty == ParamType::Url {
-            if let Some(s) = value.as_str() {
-                if let Ok(u) = url::Url::parse(s) {
-                    let host = u.host_str().unwrap_or_default().trim_matches(['[', ']']);
-                    let port = u.port_or_known_default().unwrap_or(80);
-                    for (k, v) in [
-                        (format!("{name}_host"), Value::from(host)),
-                        (format!("{name}_port"), Value::from(port)),
-                        (format!("{name}_scheme"), Value::from(u.scheme())),
-                    ] {
-                        ctx.insert(k.as_str(), &v);
-                        out.values.insert(k, v);
-                    }
-                }
-            }
-        }
-        ctx.insert(name.as_str(), &value);
-        out.values.insert(name.clone(), value);
-    }
-    out
-}
-
-/// Where `key:` is written, when it sits on the line of its value (the block style every
-/// playbook uses); the value's position otherwise.
-fn key_loc(source: &Source, key: &str, value: Loc) -> Loc {
-    let Some(line) = source
-        .text
-        .lines()
-        .nth((value.line as usize).saturating_sub(1))
-    else {
-        return value;
-    };
-    let before: String = line
-        .chars()
-        .take((value.col as usize).saturating_sub(1))
-        .collect();
-    let found = before
-        .find(&format!("{key}:"))
-        .or_else(|| before.find(&format!("\"{key}\":")))
-        .or_else(|| before.find(&format!("'{key}':")));
-    match found {
-        Some(byte) => {
-            // The byte offset is recomputed from line and column when the error is shown.
-            Loc {
-                line: value.line,
-                col: before[..byte].chars().count() as u64 + 1,
-                offset: None,
-                len: key.len(),
-            }
-        }
-        None => value,
-    }
-}
-
-fn collect_strings(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::String(s) if !s.is_empty() => out.push(s.clone()),
-        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
-        Value::Object(o) => o.values().for_each(|x| collect_strings(x, out)),
-        _ => {}
-    }
-}
-
-/// Renders templates inside string values (recursively).
-fn render_value(v: &Value, ctx: &Context) -> Result<Value, String> {
-    Ok(match v {
-        Value::String(s) => Value::String(render_str(s, ctx)?),
-        Value::Array(a) => Value::Array(
-            a.iter()
-                .map(|x| render_value(x, ctx))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(o) => {
-            let mut m = Map::new();
-            for (k, x) in o {
-                m.insert(k.clone(), render_value(x, ctx)?);
-            }
-            Value::Object(m)
-        }
-        other => other.clone(),
-    })
-}
-
-type Problem = (String, Option<String>);
+pub type Problem = (String, Option<String>);
 
 fn type_name(v: &Value) -> &'static str {
     match v {
@@ -266,6 +65,20 @@ pub fn check_value(name: &str, spec: &ParamSpec, v: Value) -> Result<Value, Prob
             Ok(v)
         }
         ParamType::List => match v {
+            Value::String(s) if spec.split.is_some() => {
+                let sep = spec.split.as_deref().unwrap_or(",");
+                split_list(name, sep, &s)
+            }
+            Value::Array(items) if spec.split.is_some() => {
+                let items: Vec<String> = items
+                    .iter()
+                    .map(|i| match i {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                split_list(name, spec.split.as_deref().unwrap_or(","), &items.join(","))
+            }
             Value::Array(items) => {
                 let mut out = Vec::new();
                 for i in items {
@@ -348,7 +161,31 @@ pub fn check_value(name: &str, spec: &ParamSpec, v: Value) -> Result<Value, Prob
     }
 }
 
+/// A list written as `a,b` (or as a YAML list, joined first): no empty item, none with
+/// whitespace.
+fn split_list(name: &str, sep: &str, s: &str) -> Result<Value, Problem> {
+    let mut out = Vec::new();
+    for item in s.split(sep).map(str::trim) {
+        if item.is_empty() || item.contains(char::is_whitespace) {
+            return Err((
+                format!("parameter `{name}` has an empty item or one with spaces: `{item}`"),
+                Some(format!(
+                    "write a list, or one string with items separated by `{sep}`"
+                )),
+            ));
+        }
+        out.push(Value::from(item));
+    }
+    Ok(Value::Array(out))
+}
+
 fn check_string(name: &str, spec: &ParamSpec, s: &str) -> Result<(), Problem> {
+    if let Some(min) = spec.min.filter(|m| (s.chars().count() as i64) < *m) {
+        return Err((
+            format!("parameter `{name}` must have at least {min} characters"),
+            None,
+        ));
+    }
     if let Some(choices) = &spec.choices {
         if !choices.iter().any(|c| c == s) {
             let help = did_you_mean(s, choices.iter().map(String::as_str))
@@ -409,24 +246,6 @@ fn check_string(name: &str, spec: &ParamSpec, s: &str) -> Result<(), Problem> {
     }
 }
 
-/// Parses a `-e` value: true/false and integers are typed, a JSON list or mapping is parsed,
-/// anything else is a string.
-pub fn extra_value(v: &str) -> Value {
-    if v.starts_with('[') || v.starts_with('{') {
-        if let Ok(j) = serde_json::from_str::<Value>(v) {
-            return j;
-        }
-    }
-    match v {
-        "true" => true.into(),
-        "false" => false.into(),
-        _ => v
-            .parse::<i64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| v.into()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +263,9 @@ mod tests {
             max: None,
             schemes: None,
             properties: None,
+            required_when: None,
+            from_env: None,
+            split: None,
         }
     }
 
@@ -471,17 +293,24 @@ mod tests {
     }
 
     #[test]
-    fn unknown_parameter_points_at_its_key() {
-        let src = Source::new("p.yml", "- preset: mlflow\n  with:\n    sérvic: true\n");
-        let value = Loc {
-            line: 3,
-            col: 13,
-            offset: None,
-            len: 4,
-        };
-        let at = key_loc(&src, "sérvic", value);
-        assert_eq!((at.line, at.col), (3, 5));
-        // Not on that line (flow style on another line): the value's position.
-        assert_eq!(key_loc(&src, "other", value), value);
+    fn split_lists_and_string_lengths() {
+        let mut hosts = spec(ParamType::List);
+        hosts.split = Some(",".into());
+        let list = |v| check_value("h", &hosts, v);
+        assert_eq!(
+            list(Value::from("a.example.com, b:5000")),
+            Ok(serde_json::json!(["a.example.com", "b:5000"]))
+        );
+        assert_eq!(
+            list(serde_json::json!(["a", "b,c"])),
+            Ok(serde_json::json!(["a", "b", "c"]))
+        );
+        assert!(list(Value::from("a,,b")).is_err());
+        assert!(list(serde_json::json!(["a b"])).is_err());
+        let mut password = spec(ParamType::String);
+        password.min = Some(8);
+        assert!(check_value("p", &password, Value::from("12345678")).is_ok());
+        let (msg, _) = check_value("p", &password, Value::from("1234567")).unwrap_err();
+        assert!(!msg.contains("1234567"), "{msg}");
     }
 }
