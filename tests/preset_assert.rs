@@ -187,31 +187,6 @@ fn basic_auth_password_comes_from_the_environment_and_is_never_shown() {
     assert!(out.status.success() && !text.contains("p$ss"), "{text}");
 }
 
-/// A self-signed certificate for localhost and 127.0.0.1, made with the openssl CLI (marked
-/// as no CA: rustls refuses a CA certificate as a server's own).
-fn self_signed(dir: &Path) -> Option<(PathBuf, PathBuf)> {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    made.then_some((cert, key))
-}
-
 /// `openssl s_server -www` on a free port (it answers any GET with 200 and a status page);
 /// killed when dropped.
 struct TlsServer(std::process::Child, u16);
@@ -252,7 +227,7 @@ impl Drop for TlsServer {
 #[test]
 fn https_assert_trusts_its_ca_or_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let Some((cert, key)) = self_signed(dir.path()) else {
+    let Some((cert, key)) = common::self_signed(dir.path()) else {
         common::cannot_run("the openssl CLI cannot make a certificate (Debian's openssl package)");
         return;
     };

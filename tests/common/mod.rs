@@ -95,6 +95,32 @@ pub fn refused(text: &str, env: &[(&str, &str)], expected: &[&str]) -> String {
     err
 }
 
+/// Runs `script` with the official MLflow client of the test venv and `env`; returns its
+/// stdout, or `None` when the venv is missing (a failure under tests/run, see [`cannot_run`]).
+pub fn official_client(script: &str, args: &[&str], env: &[(&str, &Path)]) -> Option<String> {
+    let python = root().join(".venv/bin/python");
+    if !python.is_file() {
+        cannot_run(&format!(
+            "{} missing (tests/setup-python.sh): the official client cannot run",
+            python.display()
+        ));
+        return None;
+    }
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "the official client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// What a run printed: stdout, then stderr.
 pub fn both(out: &Output) -> String {
     format!(
@@ -107,6 +133,31 @@ pub fn both(out: &Output) -> String {
 /// [`broken_with`] without environment.
 pub fn broken(text: &str) -> String {
     broken_with(text, &[])
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1, made with the openssl CLI (marked
+/// as no CA: rustls refuses a CA certificate as a server's own).
+pub fn self_signed(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    made.then_some((cert, key))
 }
 
 pub fn free_port() -> u16 {
@@ -143,6 +194,8 @@ impl Run {
 pub struct Install {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// `http`, or `https` for a server with TLS.
+    pub scheme: &'static str,
     env: Vec<(String, String)>,
 }
 
@@ -152,8 +205,15 @@ impl Install {
         Self {
             dir: tempfile::tempdir().expect("temporary folder"),
             port: free_port(),
+            scheme: "http",
             env: Vec::new(),
         }
+    }
+
+    /// Listening with TLS (`tracking_uri` is https; the playbook gives the certificate).
+    pub fn https(mut self) -> Self {
+        self.scheme = "https";
+        self
     }
 
     /// An environment variable for every `preset` run (e.g. a password for `{{ env.X }}`).
@@ -174,7 +234,7 @@ impl Install {
             std::env::var("USER").unwrap_or_default()
         };
         let mut e = vec![
-            format!("tracking_uri=http://127.0.0.1:{}", self.port),
+            format!("tracking_uri={}://127.0.0.1:{}", self.scheme, self.port),
             format!("data_dir={d}/data"),
             format!("bin_dir={d}/bin"),
             format!("config_dir={d}/etc"),
@@ -224,7 +284,7 @@ impl Install {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
     }
 
     pub fn pid(&self) -> Option<i32> {
