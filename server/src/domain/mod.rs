@@ -3,10 +3,12 @@
 
 pub mod assessments;
 pub mod datasets;
+pub mod model_history;
 pub mod paging;
 pub mod registry;
 pub mod run_names;
 pub mod search;
 pub mod source;
 pub mod traces;
+pub mod time;
 pub mod validation;

@@ -9,7 +9,7 @@ use super::reply::{empty, reply, Field, PageReply};
 use super::request::{required, required_str, Message};
 use super::{ApiError, ApiResult, AppState};
 use crate::error::MlflowError;
-use crate::service::ModelOrderIn;
+use crate::service::{DatasetIn, ModelOrderIn};
 use crate::wire::{self, KeyValue};
 
 #[derive(Deserialize)]
@@ -128,6 +128,18 @@ struct OrderIn {
     field_name: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_bool")]
     ascending: Option<bool>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    dataset_name: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    dataset_digest: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DatasetRef {
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    dataset_name: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    dataset_digest: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -138,6 +150,8 @@ struct Search {
     filter: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_i64")]
     max_results: Option<i64>,
+    #[serde(default, deserialize_with = "wire::message_list")]
+    datasets: Vec<DatasetRef>,
     #[serde(default, deserialize_with = "wire::message_list")]
     order_by: Vec<OrderIn>,
     #[serde(default, deserialize_with = "wire::opt_string")]
@@ -153,14 +167,25 @@ pub async fn search(State(app): State<AppState>, msg: Message) -> ApiResult {
             Ok(ModelOrderIn {
                 field_name: required_str(o.field_name, "order_by.field_name")?,
                 ascending: o.ascending.unwrap_or(true),
+                dataset_name: o.dataset_name,
+                dataset_digest: o.dataset_digest,
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
+    let datasets = r
+        .datasets
+        .into_iter()
+        .map(|d| DatasetIn {
+            dataset_name: d.dataset_name,
+            dataset_digest: d.dataset_digest,
+        })
+        .collect::<Vec<_>>();
     let page = app
         .tracking
         .search_logged_models(
             &r.experiment_ids,
             r.filter.as_deref(),
+            &datasets,
             &order,
             r.max_results.unwrap_or(50),
             r.page_token.as_deref(),

@@ -79,6 +79,7 @@ fn mlflow_routes() -> Router<AppState> {
         .route("/mlflow/runs/log-parameter", post(runs::log_param))
         .route("/mlflow/runs/log-batch", post(runs::log_batch))
         .route("/mlflow/runs/log-inputs", post(runs::log_inputs))
+        .route("/mlflow/runs/log-model", post(runs::log_model))
         .route("/mlflow/runs/outputs", post(runs::log_outputs))
         .route("/mlflow/runs/set-tag", post(runs::set_tag))
         .route("/mlflow/runs/delete-tag", post(runs::delete_tag))

@@ -221,6 +221,19 @@ pub async fn log_batch(State(app): State<AppState>, msg: Message) -> ApiResult {
 }
 
 #[derive(Deserialize)]
+struct LogModel {
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    model_json: Option<String>,
+}
+
+pub async fn log_model(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let id = msg.parse::<RunRef>()?.id()?;
+    let model_json = required_str(msg.parse::<LogModel>()?.model_json, "model_json")?;
+    app.tracking.log_model(&id, &model_json).await?;
+    empty()
+}
+
+#[derive(Deserialize)]
 struct DatasetInputIn {
     #[serde(default, deserialize_with = "wire::message_list")]
     tags: Vec<KeyValue>,

@@ -5,13 +5,61 @@ use crate::domain::search::{parse_filter, SearchTarget};
 use crate::domain::validation as v;
 use crate::domain::{paging, run_names};
 use crate::error::{MlflowError, Result};
-use crate::store::{model_column, ModelOrder, NewLoggedModel};
+use crate::store::{model_column, DatasetFilter, ModelOrder, NewLoggedModel};
 use crate::wire::{KeyValue, LoggedModel};
 
 /// An `order_by` item as the client sends it.
 pub struct ModelOrderIn {
     pub field_name: String,
     pub ascending: bool,
+    pub dataset_name: Option<String>,
+    pub dataset_digest: Option<String>,
+}
+
+/// A `datasets` item as the client sends it.
+pub struct DatasetIn {
+    pub dataset_name: Option<String>,
+    pub dataset_digest: Option<String>,
+}
+
+/// MLflow's reading of one order_by item: a `logged_models` attribute, or `metrics.<name>`.
+fn model_order(o: &ModelOrderIn) -> Result<ModelOrder> {
+    if let Some(metric) = o.field_name.strip_prefix("metrics.") {
+        return Ok(ModelOrder::Metric {
+            name: metric.to_string(),
+            dataset_name: o.dataset_name.clone().filter(|s| !s.is_empty()),
+            dataset_digest: o.dataset_digest.clone().filter(|s| !s.is_empty()),
+            ascending: o.ascending,
+        });
+    }
+    let field = o
+        .field_name
+        .strip_prefix("attributes.")
+        .unwrap_or(&o.field_name);
+    let canonical = match field {
+        "creation_time" => "creation_timestamp",
+        "name"
+        | "model_id"
+        | "model_type"
+        | "status"
+        | "source_run_id"
+        | "creation_timestamp"
+        | "last_updated_timestamp" => field,
+        other if other.contains('.') => {
+            return Err(MlflowError::invalid(format!(
+                "Invalid order by field name: {other}. Only metrics are supported."
+            )))
+        }
+        other => {
+            return Err(MlflowError::invalid(format!(
+                "Invalid order by field name: {other}"
+            )))
+        }
+    };
+    Ok(ModelOrder::Column {
+        column: model_column(canonical),
+        ascending: o.ascending,
+    })
 }
 
 fn validate_name(name: &str) -> Result<()> {
@@ -96,6 +144,7 @@ impl Tracking {
         &self,
         experiment_ids: &[String],
         filter: Option<&str>,
+        datasets: &[DatasetIn],
         order_by: &[ModelOrderIn],
         max_results: i64,
         page_token: Option<&str>,
@@ -108,40 +157,26 @@ impl Tracking {
         let clauses = parse_filter(SearchTarget::LoggedModels, filter.unwrap_or(""))?;
         let order = order_by
             .iter()
-            .map(|o| {
-                let field = o
-                    .field_name
-                    .strip_prefix("attributes.")
-                    .unwrap_or(&o.field_name);
-                match field {
-                    "name"
-                    | "model_id"
-                    | "model_type"
-                    | "status"
-                    | "source_run_id"
-                    | "creation_timestamp"
-                    | "creation_time"
-                    | "last_updated_timestamp" => {
-                        let canonical = if field == "creation_time" {
-                            "creation_timestamp"
-                        } else {
-                            field
-                        };
-                        Ok(ModelOrder {
-                            column: model_column(canonical),
-                            ascending: o.ascending,
-                        })
-                    }
-                    other => Err(MlflowError::invalid(format!(
-                        "Invalid order_by field '{other}' for logged models"
-                    ))),
-                }
-            })
+            .map(model_order)
+            .collect::<Result<Vec<_>>>()?;
+        let datasets = datasets
+            .iter()
+            .map(
+                |d| match d.dataset_name.as_deref().filter(|n| !n.is_empty()) {
+                    Some(name) => Ok(DatasetFilter {
+                        name: name.to_string(),
+                        digest: d.dataset_digest.clone(),
+                    }),
+                    None => Err(MlflowError::invalid(
+                        "`dataset_name` in the `datasets` clause must be specified.",
+                    )),
+                },
+            )
             .collect::<Result<Vec<_>>>()?;
         let offset = paging::decode(page_token)?;
         let page = self
             .store()
-            .search_logged_models(&ids, &clauses, &order, max_results, offset)
+            .search_logged_models(&ids, &clauses, &datasets, &order, max_results, offset)
             .await?;
         let next = page
             .has_more

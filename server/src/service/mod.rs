@@ -7,7 +7,7 @@ mod sources;
 mod traces;
 mod tracking;
 
-pub use logged_models::ModelOrderIn;
+pub use logged_models::{DatasetIn, ModelOrderIn};
 pub use registry::{NewVersionRequest, SEARCH_MODEL_VERSIONS_MAX};
 pub use sources::SourcePolicy;
 

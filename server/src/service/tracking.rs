@@ -1,5 +1,6 @@
 //! Experiments, runs and metrics.
 
+use crate::domain::model_history;
 use crate::domain::paging;
 use crate::domain::run_names;
 use crate::domain::search::{parse_filter, parse_order_by, SearchTarget};
@@ -331,6 +332,17 @@ impl Tracking {
             .metric_history(run_id, key, max_results, offset)
             .await?;
         Ok(paged(page.items, page.has_more, offset))
+    }
+
+    /// `runs/log-model`: appends the model to the run's `mlflow.log-model.history` tag.
+    pub async fn log_model(&self, run_id: &str, model_json: &str) -> Result<()> {
+        v::validate_run_id(run_id)?;
+        let entry = model_history::history_entry(model_json)?;
+        self.store
+            .rewrite_tag(run_id, model_history::HISTORY_TAG, |stored| {
+                Ok(model_history::append(stored, &entry))
+            })
+            .await
     }
 
     /// Up to `max_results` points per run, spread evenly over the steps in range.

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
 
-use super::search::{model_clause, model_order, ModelOrder};
+use super::search::{datasets_clause, model_clause, model_order, DatasetFilter, ModelOrder};
 use super::sql::{get_f64, get_i64, get_str};
 use super::{now_ms, Page, Store};
-use crate::domain::search::Clause;
+use crate::domain::search::{Clause, Entity};
 use crate::error::{MlflowError, Result};
 use crate::wire::{
     KeyValue, LoggedModel, LoggedModelData, LoggedModelInfo, Metric, LOGGED_MODEL_STATUSES,
@@ -290,6 +290,7 @@ impl Store {
         &self,
         experiment_ids: &[i64],
         clauses: &[Clause],
+        datasets: &[DatasetFilter],
         order: &[ModelOrder],
         max_results: i64,
         offset: i64,
@@ -308,7 +309,12 @@ impl Store {
         .bind_list(experiment_ids.iter().copied());
         for clause in clauses {
             sql.push(" AND ");
-            model_clause(&mut sql, clause);
+            model_clause(&mut sql, clause, datasets);
+        }
+        let filters_metrics = clauses.iter().any(|c| c.entity == Entity::Metric);
+        if !datasets.is_empty() && !filters_metrics {
+            sql.push(" AND ");
+            datasets_clause(&mut sql, datasets);
         }
         model_order(&mut sql, order);
         let (infos, has_more) = self

@@ -43,7 +43,7 @@ pub use logged_models::NewLoggedModel;
 pub use registry::NewModelVersion;
 pub use runs::{Batch, NewDatasetInput, NewMetric, RunUpdate, RUN_NAME_TAG};
 pub use schema::MLFLOW_SCHEMA_REVISION;
-pub use search::{model_column, ModelOrder};
+pub use search::{model_column, DatasetFilter, ModelOrder};
 
 /// How to open the store.
 #[derive(Debug, Clone)]

@@ -213,6 +213,53 @@ impl Store {
         Ok(())
     }
 
+    /// Rewrites one run tag from its stored value (`None` when unset) in one write
+    /// transaction that holds the run's row, so concurrent rewrites of the same tag (two
+    /// log-model calls) never lose one another's change. The run must be active.
+    pub async fn rewrite_tag(
+        &self,
+        run_id: &str,
+        key: &str,
+        rewrite: impl Fn(Option<&str>) -> Result<String>,
+    ) -> Result<()> {
+        crate::store::retry_conflicts(|| async {
+            let mut tx = self.begin_write().await?;
+            let mut sql = self.sql();
+            sql.push("SELECT lifecycle_stage FROM runs WHERE run_uuid = ")
+                .bind(run_id)
+                .push(self.dialect.row_lock());
+            let row = sql
+                .query()
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| not_found(run_id))?;
+            let stage = crate::store::sql::get_str(&row, 0).unwrap_or_default();
+            if stage != "active" {
+                return Err(not_active(run_id, &stage));
+            }
+            let mut sql = self.sql();
+            sql.push("SELECT value FROM tags WHERE run_uuid = ")
+                .bind(run_id)
+                .push(&format!(" AND {} = ", self.dialect.key_col()))
+                .bind(key);
+            let stored = sql
+                .query()
+                .fetch_optional(&mut *tx)
+                .await?
+                .and_then(|row| crate::store::sql::get_str(&row, 0));
+            let value = rewrite(stored.as_deref())?;
+            let tag = KeyValue {
+                key: key.to_string(),
+                value,
+            };
+            self.upsert_tags(&mut tx, run_id, std::slice::from_ref(&tag))
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Inserts metric rows (of one run or of several) and moves each `(run, key)`'s latest
     /// value forward, in a few multi-row statements.
     pub(in crate::store) async fn insert_metrics(

@@ -6,26 +6,108 @@ use crate::store::sql::Sql;
 use crate::wire::LOGGED_MODEL_STATUSES;
 
 /// An `order_by` item of search-logged-models.
-pub struct ModelOrder {
-    pub column: &'static str,
-    pub ascending: bool,
+pub enum ModelOrder {
+    /// A column of `logged_models`.
+    Column {
+        column: &'static str,
+        ascending: bool,
+    },
+    /// `metrics.<name>`: the model's latest value of that metric (by timestamp, then step),
+    /// optionally only values logged against one dataset.
+    Metric {
+        name: String,
+        dataset_name: Option<String>,
+        dataset_digest: Option<String>,
+        ascending: bool,
+    },
 }
 
-/// Appends ORDER BY: the requested columns, then creation time (when none was requested) and
-/// the model id, so that paging sees one fixed order.
+/// A `datasets` item of search-logged-models: metrics logged against this dataset.
+pub struct DatasetFilter {
+    pub name: String,
+    pub digest: Option<String>,
+}
+
+/// `(m.dataset_name = ? [AND m.dataset_digest = ?]) OR ...` for metric rows aliased `m`.
+fn push_datasets(sql: &mut Sql, datasets: &[DatasetFilter]) {
+    sql.push("(");
+    for (i, d) in datasets.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(m.dataset_name = ").bind(&d.name);
+        if let Some(digest) = &d.digest {
+            sql.push(" AND m.dataset_digest = ").bind(digest);
+        }
+        sql.push(")");
+    }
+    sql.push(")");
+}
+
+/// Models with a metric logged against one of `datasets` (MLflow's `datasets` argument
+/// when the filter names no metric).
+pub fn datasets_clause(sql: &mut Sql, datasets: &[DatasetFilter]) {
+    sql.push("EXISTS (SELECT 1 FROM logged_model_metrics m WHERE m.model_id = lm.model_id AND ");
+    push_datasets(sql, datasets);
+    sql.push(")");
+}
+
+/// The latest value of a metric of the model in `lm`, as a scalar subquery.
+fn push_latest_metric(sql: &mut Sql, name: &str, dataset: (&Option<String>, &Option<String>)) {
+    sql.push(
+        "(SELECT m.metric_value FROM logged_model_metrics m WHERE m.model_id = lm.model_id AND \
+         m.metric_name = ",
+    )
+    .bind(name);
+    if let Some(dataset_name) = dataset.0 {
+        sql.push(" AND m.dataset_name = ").bind(dataset_name);
+    }
+    if let Some(digest) = dataset.1 {
+        sql.push(" AND m.dataset_digest = ").bind(digest);
+    }
+    sql.push(" ORDER BY m.metric_timestamp_ms DESC, m.metric_step DESC, m.run_id ASC LIMIT 1)");
+}
+
+/// Appends ORDER BY as MLflow sorts: each requested key with NULLs last, then creation time
+/// (newest first) and the model id unless they were requested, so paging sees one order.
 pub fn model_order(sql: &mut Sql, order: &[ModelOrder]) {
+    let direction = |ascending: bool| if ascending { " ASC" } else { " DESC" };
+    let mut has_creation = false;
+    let mut has_id = false;
     sql.push(" ORDER BY ");
     for o in order {
-        sql.push(&format!(
-            "lm.{} {}, ",
-            o.column,
-            if o.ascending { "ASC" } else { "DESC" }
-        ));
+        match o {
+            ModelOrder::Column { column, ascending } => {
+                has_creation |= *column == "creation_timestamp_ms";
+                has_id |= *column == "model_id";
+                sql.push(&format!(
+                    "CASE WHEN lm.{column} IS NULL THEN 1 ELSE 0 END ASC, lm.{column}{}, ",
+                    direction(*ascending)
+                ));
+            }
+            ModelOrder::Metric {
+                name,
+                dataset_name,
+                dataset_digest,
+                ascending,
+            } => {
+                sql.push("CASE WHEN ");
+                push_latest_metric(sql, name, (dataset_name, dataset_digest));
+                sql.push(" IS NULL THEN 1 ELSE 0 END ASC, ");
+                push_latest_metric(sql, name, (dataset_name, dataset_digest));
+                sql.push(direction(*ascending)).push(", ");
+            }
+        }
     }
-    if order.is_empty() {
+    if !has_creation {
         sql.push("lm.creation_timestamp_ms DESC, ");
     }
-    sql.push("lm.model_id ASC");
+    sql.push(if has_id {
+        // Every key above ends with ", "; this one repeats the id, which changes nothing.
+        "lm.model_id"
+    } else {
+        "lm.model_id ASC"
+    });
 }
 
 /// The column of a logged-model attribute in `logged_models`.
@@ -60,7 +142,9 @@ fn status_literal(value: &Literal) -> Literal {
     }
 }
 
-pub fn model_clause(sql: &mut Sql, clause: &Clause) {
+/// One filter clause; a metric clause only sees metrics logged against `datasets` when
+/// there are any, as in MLflow.
+pub fn model_clause(sql: &mut Sql, clause: &Clause, datasets: &[DatasetFilter]) {
     match clause.entity {
         Entity::Attribute => {
             let column = format!("lm.{}", model_column(&clause.key));
@@ -116,6 +200,10 @@ pub fn model_clause(sql: &mut Sql, clause: &Clause) {
             .bind(&clause.key)
             .push(" AND ");
             push_compare(sql, "m.metric_value", clause.comparator, &clause.value);
+            if !datasets.is_empty() {
+                sql.push(" AND ");
+                push_datasets(sql, datasets);
+            }
             sql.push(")");
         }
         Entity::Dataset => {

@@ -8,7 +8,9 @@ mod registry;
 mod runs;
 
 pub use experiments::{experiment_clause, experiment_order};
-pub use logged_models::{model_clause, model_column, model_order, ModelOrder};
+pub use logged_models::{
+    datasets_clause, model_clause, model_column, model_order, DatasetFilter, ModelOrder,
+};
 pub use registry::{push_order_by, push_registry_filter, RegistryTable};
 pub use runs::{run_clause, run_order};
 
