@@ -9,6 +9,6 @@ pub mod registry;
 pub mod run_names;
 pub mod search;
 pub mod source;
-pub mod traces;
 pub mod time;
+pub mod traces;
 pub mod validation;
