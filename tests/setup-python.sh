@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Creates the pinned Python environment the end-to-end tests use: .venv at the repo root with
-# the official MLflow client (tests/requirements.txt, a full `pip freeze`). Idempotent: the
-# install is skipped when the sha256 of requirements.txt matches .venv/.requirements.sha256.
-# Also installs jq (Debian) when missing and running as root.
+# Creates a pinned Python environment from a full `pip freeze`:
+#   tests/setup-python.sh                 .venv from tests/requirements.txt: the official MLflow
+#                                         client the end-to-end tests use (also installs jq)
+#   tests/setup-python.sh VENV REQ        VENV from REQ, e.g. .venv-upstream from
+#                                         tests/upstream/requirements.txt (MLflow's own tests)
+# Idempotent: the install is skipped when the sha256 of REQ matches VENV/.requirements.sha256.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=.venv
-req=tests/requirements.txt
+venv=${1:-.venv}
+req=${2:-tests/requirements.txt}
 want=$(sha256sum "$req" | cut -d' ' -f1)
 if [ ! -x "$venv/bin/python" ]; then
   # Debian ships venv (and its pip) in a separate package.
@@ -23,7 +25,7 @@ if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
 fi
 
 # The seed's `curl ... | jq '.[].name'` line is run for real by the e2e suite.
-if ! command -v jq >/dev/null 2>&1; then
+if [ $# -eq 0 ] && ! command -v jq >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null
   else
