@@ -544,7 +544,11 @@ def tls_recorder(tmp_path):
 
 def test_tls_settings_are_honoured_as_in_the_python_client(tls_recorder):
     url, pem = tls_recorder
-    unauthenticated = "error: UNAUTHENTICATED: You are not authenticated."
+    # A 401 is one line that says which server refused and what to set.
+    unauthenticated = (
+        f"error: not authenticated by the tracking server at {url}: the server requires a "
+        "login; set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+    )
 
     line = _one_error_line(cli(url, "models", "list", check=False))
     assert url in line and "cannot reach" in line and "certificate" in line, line
@@ -580,7 +584,10 @@ def test_tls_settings_are_honoured_as_in_the_python_client(tls_recorder):
 
 def test_credentials_are_sent_as_the_python_client_does_and_never_printed(recorder):
     proc = cli(recorder, "models", "list", check=False, MLFLOW_TRACKING_TOKEN="tok-s3cret")
-    assert _one_error_line(proc) == "error: UNAUTHENTICATED: You are not authenticated."
+    assert _one_error_line(proc) == (
+        f"error: not authenticated by the tracking server at {recorder}: "
+        "the token in MLFLOW_TRACKING_TOKEN was not accepted"
+    )
     assert _Recorder.seen[-1] == "Bearer tok-s3cret"
     assert "s3cret" not in proc.stdout + proc.stderr
 
