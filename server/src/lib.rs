@@ -5,7 +5,8 @@
 //! (MLflow's SQL schema through sqlx). [`domain`] holds the rules that need neither HTTP
 //! nor SQL, [`wire`] the JSON format, [`cli`] the command line, and [`client`] the
 //! commands that talk to a running server over HTTP. [`serving`] serves and predicts with
-//! models (`mlflow models serve|predict`).
+//! models (`mlflow models serve|predict`), and [`ui`] installs MLflow's web UI bundle
+//! (`mlflow ui install`) that [`http`] serves.
 
 pub mod artifacts;
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod service;
 pub mod serving;
 pub mod store;
+pub mod ui;
 pub mod wire;
 
 /// The MLflow version whose API and schema this server speaks.

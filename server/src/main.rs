@@ -50,6 +50,16 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Ui(args) => match mlflow_server::ui::run(args) {
+            Ok(message) => {
+                println!("{message}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::FAILURE
+            }
+        },
         command => run_client(command),
     }
 }

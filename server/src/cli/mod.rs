@@ -8,6 +8,7 @@ pub mod models;
 pub mod network;
 pub mod runs;
 pub mod serving;
+pub mod ui;
 
 /// Version line: our version and the MLflow release whose API and schema we speak.
 pub const VERSION: &str = concat!(
@@ -33,6 +34,7 @@ pub enum Command {
     Models(models::ModelsArgs),
     Experiments(experiments::ExperimentsArgs),
     Runs(runs::RunsArgs),
+    Ui(ui::UiArgs),
 }
 
 /// `mlflow server`: MLflow's flags and environment variables.
@@ -221,6 +223,9 @@ mod tests {
             "mlflow runs describe --run-id abc",
             "mlflow runs delete --run-id abc",
             "mlflow runs restore --run-id abc",
+            "mlflow ui install",
+            "mlflow ui install --version 3.17.2 --dir /tmp/ui --from-dir /tmp/build",
+            "mlflow ui install --from-wheel /tmp/mlflow-3.17.2-py3-none-any.whl",
         ] {
             assert!(parse(line).is_ok(), "{line}");
         }
@@ -230,6 +235,7 @@ mod tests {
             "mlflow runs describe",
             "mlflow runs describe abc --run-id abc",
             "mlflow experiments get",
+            "mlflow ui install --from-wheel a.whl --from-dir b",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

@@ -69,5 +69,8 @@ pub fn run(command: Command) -> Result<String, ClientError> {
         Command::Models(args) => models::run(&client()?, args.command),
         Command::Experiments(args) => experiments::run(&client()?, args.command),
         Command::Runs(args) => runs::run(&client()?, args.command),
+        Command::Ui(_) => Err(ClientError::Config(
+            "`mlflow ui` installs files; it is not a client command".into(),
+        )),
     }
 }
