@@ -10,6 +10,7 @@
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+pub mod datasets;
 pub mod registry;
 pub mod time;
 pub mod traces;

@@ -208,6 +208,168 @@ pub fn check_record(record: &PyValue) -> Result<()> {
     }
 }
 
+/// A tag value as MLflow keeps it: `str(value)`; `None` (JSON null) means "skip this tag".
+pub fn tag_text(value: &PyValue) -> Option<String> {
+    match value {
+        PyValue::Null => None,
+        PyValue::Str(s) => Some(s.clone()),
+        PyValue::Bool(b) => Some(if *b { "True" } else { "False" }.to_string()),
+        PyValue::Int(i) => Some(i.to_string()),
+        PyValue::Float(f) => Some(crate::domain::traces::pyjson::py_float(*f)),
+        other => Some(other.dumps(false)),
+    }
+}
+
+/// A dataset's tags from the JSON object the client sends (`{"k": "v"}`), nulls skipped.
+pub fn parse_tags(text: &str) -> Result<Vec<(String, String)>> {
+    match PyValue::loads(text) {
+        Some(PyValue::Dict(entries)) => Ok(entries
+            .iter()
+            .filter_map(|(k, v)| tag_text(v).map(|t| (k.clone(), t)))
+            .collect()),
+        _ => Err(MlflowError::invalid(format!(
+            "Invalid dataset tags '{text}': expected a JSON object"
+        ))),
+    }
+}
+
+/// The records of an upsert from the JSON array the client sends, each checked.
+pub fn parse_records(text: &str) -> Result<Vec<PyValue>> {
+    match PyValue::loads(text) {
+        Some(PyValue::List(items)) => {
+            items.iter().try_for_each(check_record)?;
+            Ok(items)
+        }
+        _ => Err(MlflowError::invalid(
+            "Invalid dataset records: expected a JSON array of objects",
+        )),
+    }
+}
+
+/// The stored source of a record (`{"source_type": ..., "source_data": {...}}`) with its
+/// type and id (the trace id for traces, `source_id` of the data otherwise).
+pub fn parse_source(raw: &PyValue) -> Result<(PyValue, String, Option<String>)> {
+    let PyValue::Dict(entries) = raw else {
+        return Err(MlflowError::invalid(
+            "A dataset record's 'source' must be an object",
+        ));
+    };
+    if let Some((k, _)) = entries
+        .iter()
+        .find(|(k, _)| k != "source_type" && k != "source_data")
+    {
+        return Err(MlflowError::invalid(format!(
+            "Invalid key '{k}' in a dataset record's source: expected source_type and source_data"
+        )));
+    }
+    let given = raw
+        .get("source_type")
+        .and_then(PyValue::as_str)
+        .ok_or_else(|| MlflowError::invalid("A dataset record's source needs a 'source_type'"))?;
+    let upper = given.to_ascii_uppercase();
+    let valid = ["UNSPECIFIED", "TRACE", "HUMAN", "DOCUMENT", "CODE"];
+    if !valid.contains(&upper.as_str()) {
+        return Err(MlflowError::invalid(format!(
+            "Invalid dataset record source type: {upper}. Valid source types: {valid:?}"
+        )));
+    }
+    let data = match raw.get("source_data") {
+        None | Some(PyValue::Null) => PyValue::Dict(Vec::new()),
+        Some(d @ PyValue::Dict(_)) => d.clone(),
+        Some(_) => {
+            return Err(MlflowError::invalid(
+                "A dataset record's 'source_data' must be an object",
+            ))
+        }
+    };
+    let id_key = if upper == "TRACE" {
+        "trace_id"
+    } else {
+        "source_id"
+    };
+    let id = match data.get(id_key) {
+        None | Some(PyValue::Null) => None,
+        Some(PyValue::Str(s)) => Some(s.clone()),
+        Some(other) => Some(other.dumps(true)),
+    };
+    let stored = PyValue::Dict(vec![
+        ("source_type".into(), PyValue::Str(upper.clone())),
+        ("source_data".into(), data),
+    ]);
+    Ok((stored, upper, id))
+}
+
+/// The `mlflow.user` tag of a record's tags, if any.
+pub fn record_user(tags: Option<&PyValue>) -> Option<String> {
+    tags.and_then(|t| t.get(USER_TAG))
+        .and_then(PyValue::as_str)
+        .map(str::to_string)
+}
+
+/// A new record from what the client sent (MLflow's defaults: outputs `{}` when absent).
+pub fn new_record(dataset_id: &str, raw: &PyValue, now: i64) -> Result<DatasetRecord> {
+    let tags = raw
+        .get("tags")
+        .filter(|t| !matches!(t, PyValue::Null))
+        .cloned();
+    let user = tags
+        .as_ref()
+        .filter(|t| t.truthy())
+        .and_then(|t| record_user(Some(t)));
+    let (source, source_type, source_id) = match raw.get("source").filter(|s| s.truthy()) {
+        Some(s) => {
+            let (stored, kind, id) = parse_source(s)?;
+            (Some(stored), Some(kind), id)
+        }
+        None => (None, None, None),
+    };
+    let outputs = match raw.get("outputs") {
+        None => Some(PyValue::Dict(Vec::new())),
+        Some(PyValue::Null) => None,
+        Some(v) => Some(v.clone()),
+    };
+    Ok(DatasetRecord {
+        dataset_record_id: new_record_id(),
+        dataset_id: dataset_id.to_string(),
+        inputs: raw
+            .get("inputs")
+            .cloned()
+            .unwrap_or(PyValue::Dict(Vec::new())),
+        outputs,
+        expectations: raw
+            .get("expectations")
+            .filter(|e| !matches!(e, PyValue::Null))
+            .cloned(),
+        tags,
+        source,
+        source_id,
+        source_type,
+        created_time: now,
+        last_update_time: now,
+        created_by: user.clone(),
+        last_updated_by: user,
+    })
+}
+
+/// Merges a re-sent record into the stored one: outputs replaced when given, expectations
+/// and tags updated key by key, the creator kept.
+pub fn merge_record(existing: &mut DatasetRecord, raw: &PyValue, now: i64) {
+    if let Some(outputs) = raw.get("outputs") {
+        existing.outputs = (!matches!(outputs, PyValue::Null)).then(|| outputs.clone());
+    }
+    if let Some(exp) = raw.get("expectations").filter(|e| e.truthy()) {
+        existing.expectations = Some(merge_dicts(existing.expectations.as_ref(), exp));
+    }
+    let new_tags = raw.get("tags").filter(|t| t.truthy());
+    if let Some(tags) = new_tags {
+        existing.tags = Some(merge_dicts(existing.tags.as_ref(), tags));
+    }
+    existing.last_update_time = now;
+    if let Some(user) = record_user(new_tags) {
+        existing.last_updated_by = Some(user);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 
 mod artifacts;
 mod assessments;
+mod datasets;
 mod error;
 mod experiments;
 mod infra;
@@ -134,10 +135,46 @@ fn trace_v2_routes() -> Router<AppState> {
         .route("/mlflow/get-trace-artifact", get(t::trace_artifact))
 }
 
-/// The MLflow 3 routes of `/api/3.0`: traces, assessments and server info.
+/// The evaluation dataset routes of `/api/3.0`.
+fn dataset_routes() -> Router<AppState> {
+    use datasets as ds;
+    Router::new()
+        .route("/mlflow/datasets/create", post(ds::create))
+        .route("/mlflow/datasets/search", post(ds::search).get(ds::search))
+        .route(
+            "/mlflow/datasets/{dataset_id}",
+            get(ds::get).delete(ds::delete),
+        )
+        .route("/mlflow/datasets/{dataset_id}/tags", patch(ds::set_tags))
+        .route(
+            "/mlflow/datasets/{dataset_id}/tags/{key}",
+            delete(ds::delete_tag),
+        )
+        .route(
+            "/mlflow/datasets/{dataset_id}/records",
+            post(ds::upsert_records)
+                .get(ds::get_records)
+                .delete(ds::delete_records),
+        )
+        .route(
+            "/mlflow/datasets/{dataset_id}/experiment-ids",
+            get(ds::experiment_ids),
+        )
+        .route(
+            "/mlflow/datasets/{dataset_id}/add-experiments",
+            post(ds::add_experiments),
+        )
+        .route(
+            "/mlflow/datasets/{dataset_id}/remove-experiments",
+            post(ds::remove_experiments),
+        )
+}
+
+/// The MLflow 3 routes of `/api/3.0`: traces, assessments, datasets and server info.
 fn v3_routes() -> Router<AppState> {
     use traces as t;
     Router::new()
+        .merge(dataset_routes())
         .route("/mlflow/server-info", get(infra::server_info))
         .route("/mlflow/get-trace-artifact", get(t::trace_artifact))
         .route("/mlflow/traces", post(t::start_v3))

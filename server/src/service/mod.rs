@@ -1,6 +1,7 @@
 //! MLflow's rules between the HTTP layer and the store: validation, limits, truncation,
 //! defaults and run-name generation. Handlers call these; these call the store.
 
+mod datasets;
 mod logged_models;
 mod registry;
 mod sources;

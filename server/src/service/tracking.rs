@@ -29,7 +29,7 @@ pub struct Tracking {
     store: Store,
 }
 
-fn paged<T>(items: Vec<T>, has_more: bool, offset: i64) -> Paged<T> {
+pub(super) fn paged<T>(items: Vec<T>, has_more: bool, offset: i64) -> Paged<T> {
     let next = has_more.then(|| paging::encode(offset + items.len() as i64));
     Paged {
         items,

@@ -3,7 +3,7 @@
 //! One file or folder per aggregate: `experiments` (experiments and their tags), `runs/`
 //! (runs, their data, inputs, metric histories and the search page), `logged_models`, and
 //! `registry/` (registered models, versions, aliases), `traces/` (MLflow 3 traces and their
-//! spans) and `assessments`. Around them: `search/` compiles every
+//! spans), `assessments`, and the evaluation datasets (`datasets`, `dataset_records`). Around them: `search/` compiles every
 //! filter and ORDER BY, [`sql`] holds every difference between the databases, `tx` the write
 //! transactions and their retry, `pool` the connections, `group_commit` the batching of
 //! small writes, and `schema` the creation and check of MLflow's schema. This file opens the
@@ -18,6 +18,8 @@
 //! database answers 503 until the pool reconnects.
 
 mod assessments;
+mod dataset_records;
+mod datasets;
 mod experiments;
 mod group_commit;
 mod logged_models;

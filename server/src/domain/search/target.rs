@@ -14,6 +14,8 @@ pub enum SearchTarget {
     RegisteredModels,
     /// search-model-versions (`SearchModelVersionUtils`).
     ModelVersions,
+    /// search-evaluation-datasets (`SearchEvaluationDatasetsUtils`).
+    EvaluationDatasets,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +32,8 @@ impl SearchTarget {
     fn entity_for_prefix(self, prefix: &str) -> Option<Entity> {
         let p = prefix.to_ascii_lowercase();
         match (self, p.as_str()) {
+            (Self::EvaluationDatasets, "tags") => Some(Entity::Tag),
+            (Self::EvaluationDatasets, _) => None,
             // MLflow's experiment search knows only the singular `attribute.` prefix.
             (_, "attribute") => Some(Entity::Attribute),
             (Self::Runs | Self::LoggedModels, "attributes") => Some(Entity::Attribute),
@@ -89,6 +93,14 @@ impl SearchTarget {
                 "version_number" => Some(("version_number", AttrType::Integer)),
                 _ => None,
             },
+            Self::EvaluationDatasets => match name {
+                "name" => Some(("name", ID)),
+                "created_by" => Some(("created_by", TEXT)),
+                "last_updated_by" => Some(("last_updated_by", TEXT)),
+                "created_time" => Some(("created_time", AttrType::Number)),
+                "last_update_time" => Some(("last_update_time", AttrType::Number)),
+                _ => None,
+            },
         }
     }
 
@@ -111,6 +123,7 @@ impl SearchTarget {
             Self::Experiments => "['attribute', 'tags']",
             Self::LoggedModels => "['attributes', 'tags', 'params', 'metrics']",
             Self::RegisteredModels | Self::ModelVersions => "('attribute', 'tag', 'tags')",
+            Self::EvaluationDatasets => "['tags']",
         }
     }
 
@@ -127,6 +140,9 @@ impl SearchTarget {
             }
             Self::RegisteredModels => "{'name'}",
             Self::ModelVersions => "{'name', 'run_id', 'source_path', 'version_number'}",
+            Self::EvaluationDatasets => {
+                "{'name', 'created_time', 'last_update_time', 'created_by', 'last_updated_by'}"
+            }
         }
     }
 
@@ -156,8 +172,10 @@ impl SearchTarget {
                 key
             }
             Entity::Tag
-                if matches!(self, Self::RegisteredModels | Self::ModelVersions)
-                    && !matches!(cmp, Eq | Ne | Like | ILike) =>
+                if matches!(
+                    self,
+                    Self::RegisteredModels | Self::ModelVersions | Self::EvaluationDatasets
+                ) && !matches!(cmp, Eq | Ne | Like | ILike) =>
             {
                 return Err(MlflowError::invalid(format!(
                     "Invalid comparator for tag: {}",
@@ -280,6 +298,13 @@ impl SearchTarget {
                 _ => Err(MlflowError::invalid(format!(
                     "Invalid attribute key '{key}' specified. Valid keys are '{{'name', \
                      'version_number', 'creation_timestamp', 'last_updated_timestamp'}}'"
+                ))),
+            },
+            (Self::EvaluationDatasets, Entity::Attribute) => match key {
+                "name" | "created_time" | "last_update_time" => Ok(key.to_string()),
+                _ => Err(MlflowError::invalid(format!(
+                    "Invalid attribute key '{key}' specified. Valid keys are: \
+                     {{'name', 'created_time', 'last_update_time'}}"
                 ))),
             },
             (Self::Runs, Entity::Metric | Entity::Param | Entity::Tag) => Ok(key.to_string()),

@@ -2,11 +2,13 @@
 //! parameters, one file per searchable aggregate; the comparisons and orderings they share
 //! are here. Every value is bound, never written into the SQL text.
 
+mod datasets;
 mod experiments;
 mod logged_models;
 mod registry;
 mod runs;
 
+pub use datasets::{dataset_clause, dataset_order};
 pub use experiments::{experiment_clause, experiment_order};
 pub use logged_models::{
     datasets_clause, model_clause, model_column, model_order, DatasetFilter, ModelOrder,
