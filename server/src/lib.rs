@@ -15,6 +15,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod projects;
 pub mod service;
 pub mod serving;
 pub mod store;

@@ -34,12 +34,22 @@ fn main() -> ExitCode {
             }
         }
         Command::Models(ModelsArgs {
-            command: deploy @ (ModelsCommand::Serve(_) | ModelsCommand::Predict(_)),
+            command:
+                deploy @ (ModelsCommand::Serve(_)
+                | ModelsCommand::Predict(_)
+                | ModelsCommand::GenerateDockerfile(_)
+                | ModelsCommand::BuildDocker(_)),
         }) => {
             init_logging();
             let result = match deploy {
                 ModelsCommand::Serve(args) => serving::serve(args),
                 ModelsCommand::Predict(args) => serving::predict(args),
+                ModelsCommand::GenerateDockerfile(args) => {
+                    serving::docker::generate_dockerfile(&args).map_err(Into::into)
+                }
+                ModelsCommand::BuildDocker(args) => {
+                    serving::docker::build_docker(&args).map_err(Into::into)
+                }
                 _ => Ok(()),
             };
             match result {
@@ -57,6 +67,13 @@ fn main() -> ExitCode {
             }
             Err(err) => {
                 eprintln!("error: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run(args) => match mlflow_server::projects::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("=== {err} ===");
                 ExitCode::FAILURE
             }
         },

@@ -6,6 +6,7 @@ pub mod common;
 pub mod experiments;
 pub mod models;
 pub mod network;
+pub mod projects;
 pub mod runs;
 pub mod serving;
 pub mod ui;
@@ -35,6 +36,7 @@ pub enum Command {
     Experiments(experiments::ExperimentsArgs),
     Runs(runs::RunsArgs),
     Ui(ui::UiArgs),
+    Run(projects::RunArgs),
 }
 
 /// `mlflow server`: MLflow's flags and environment variables.

@@ -72,5 +72,8 @@ pub fn run(command: Command) -> Result<String, ClientError> {
         Command::Ui(_) => Err(ClientError::Config(
             "`mlflow ui` installs files; it is not a client command".into(),
         )),
+        Command::Run(_) => Err(ClientError::Config(
+            "`mlflow run` runs a project; it is not a client command".into(),
+        )),
     }
 }

@@ -6,6 +6,7 @@
 //! a pool of Python worker processes for `python_function` models ([`pool`], [`python`]).
 
 pub mod cache;
+pub mod docker;
 pub mod error;
 pub mod http;
 pub mod input;
@@ -57,6 +58,11 @@ pub fn fetch_model(uri: &str) -> Result<LocalModel, ServingError> {
         uri: uri.to_string(),
         model: MlModel::load(&dir)?,
     })
+}
+
+/// Whether `model` is scored in this process, without Python.
+pub fn serves_natively(_model: &MlModel) -> bool {
+    false
 }
 
 /// What scores requests for a served model.

@@ -111,14 +111,28 @@ fn python_version(python: &Path) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-#[derive(Debug, Deserialize, Default)]
-struct PythonEnv {
+/// A `python_env.yaml`: MLflow's description of a virtual environment.
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct PythonEnv {
     #[serde(default)]
-    python: Option<String>,
+    pub python: Option<String>,
     #[serde(default)]
-    build_dependencies: Vec<String>,
+    pub build_dependencies: Vec<String>,
     #[serde(default)]
-    dependencies: Vec<String>,
+    pub dependencies: Vec<String>,
+}
+
+/// An environment to build: `spec` installed with `dir` as the working directory (so
+/// `-r requirements.txt` resolves there).
+pub struct EnvRequest<'a> {
+    pub dir: &'a Path,
+    pub spec: &'a PythonEnv,
+    /// The spec's source text: part of the cache key.
+    pub spec_text: &'a str,
+    /// `mlflow==VERSION` to add when the dependencies do not name mlflow (models need it).
+    pub add_mlflow: Option<String>,
+    /// Who needs the environment, for the message when no interpreter fits.
+    pub who: String,
 }
 
 /// The model's virtual environment, built on first use.
@@ -152,20 +166,38 @@ fn virtualenv(model: &MlModel) -> Result<PathBuf, ServingError> {
             )))
         }
     };
+    build_env(&EnvRequest {
+        dir: &model.dir,
+        spec: &spec,
+        spec_text: &spec_text,
+        add_mlflow: Some(format!(
+            "mlflow=={}",
+            model
+                .mlflow_version
+                .as_deref()
+                .unwrap_or(crate::MLFLOW_COMPAT_VERSION)
+        )),
+        who: needs(model),
+    })
+}
+
+/// The interpreter of the environment `req` describes, built once under the cache (keyed by
+/// the spec and every requirements file it reads) and reused after.
+pub fn build_env(req: &EnvRequest) -> Result<PathBuf, ServingError> {
+    let spec = req.spec;
     // The key covers every file the install reads, so a changed pin builds a new env.
-    let mut key_text = spec_text.clone();
+    let mut key_text = req.spec_text.to_string();
     for dep in &spec.dependencies {
         if let Some(file) = dep.strip_prefix("-r ") {
-            key_text.push_str(
-                &std::fs::read_to_string(model.dir.join(file.trim())).unwrap_or_default(),
-            );
+            key_text
+                .push_str(&std::fs::read_to_string(req.dir.join(file.trim())).unwrap_or_default());
         }
     }
     let want = spec
         .python
         .as_deref()
         .map(|v| v.split('.').take(2).collect::<Vec<_>>().join("."));
-    let base = base_python(model, want.as_deref())?;
+    let base = base_python(&req.who, want.as_deref())?;
     key_text.push_str(&python_version(&base).unwrap_or_default());
     let dir = cache_root()
         .join("envs")
@@ -175,8 +207,8 @@ fn virtualenv(model: &MlModel) -> Result<PathBuf, ServingError> {
         return Ok(python);
     }
     eprintln!(
-        "Creating the model's Python environment from {} in {} (once; it is reused after)",
-        env_path.display(),
+        "Creating the Python environment for {} in {} (once; it is reused after)",
+        req.dir.display(),
         dir.display()
     );
     let staging = dir.with_extension(format!("building-{}", std::process::id()));
@@ -196,7 +228,7 @@ fn virtualenv(model: &MlModel) -> Result<PathBuf, ServingError> {
             let mut cmd = Command::new(staging.join("bin").join("python"));
             cmd.args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
                 .args(args)
-                .current_dir(&model.dir);
+                .current_dir(req.dir);
             run(&mut cmd, "pip install")
         };
         pip(&spec.build_dependencies)?;
@@ -211,17 +243,13 @@ fn virtualenv(model: &MlModel) -> Result<PathBuf, ServingError> {
             }
         }
         // The worker imports mlflow: add it when the model's requirements do not.
-        if !key_text
-            .lines()
-            .any(|l| l.trim_start().starts_with("mlflow"))
-        {
-            deps.push(format!(
-                "mlflow=={}",
-                model
-                    .mlflow_version
-                    .as_deref()
-                    .unwrap_or(crate::MLFLOW_COMPAT_VERSION)
-            ));
+        if let Some(mlflow) = &req.add_mlflow {
+            if !key_text
+                .lines()
+                .any(|l| l.trim_start().starts_with("mlflow"))
+            {
+                deps.push(mlflow.clone());
+            }
         }
         pip(&deps)
     };
@@ -238,7 +266,7 @@ fn virtualenv(model: &MlModel) -> Result<PathBuf, ServingError> {
 }
 
 /// An interpreter of the wanted `major.minor` (python3.X, then python3/python).
-fn base_python(model: &MlModel, want: Option<&str>) -> Result<PathBuf, ServingError> {
+fn base_python(who: &str, want: Option<&str>) -> Result<PathBuf, ServingError> {
     let mut candidates = Vec::new();
     if let Some(v) = want {
         candidates.extend(which(&format!("python{v}")));
@@ -255,7 +283,7 @@ fn base_python(model: &MlModel, want: Option<&str>) -> Result<PathBuf, ServingEr
     Err(ServingError::Python(format!(
         "{}, {} to build its environment, and none is on PATH: install {}, or use \
          --env-manager local with a python that has mlflow",
-        needs(model),
+        who,
         want.map_or("any Python 3".to_string(), |w| format!("Python {w}")),
         want.map_or("python3".to_string(), |w| format!("python{w}"))
     )))
@@ -273,7 +301,7 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), ServingError> {
         Ok(())
     } else {
         Err(ServingError::Python(format!(
-            "building the model's environment failed: {what} exited with {status}"
+            "building the Python environment failed: {what} exited with {status}"
         )))
     }
 }
