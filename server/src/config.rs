@@ -21,6 +21,8 @@ pub struct ServerConfig {
     pub security: crate::http::security::SecurityPolicy,
     /// What a model version's source may name.
     pub source_policy: crate::service::SourcePolicy,
+    /// The web UI bundle served at `/`, when there is one.
+    pub ui_dir: Option<std::path::PathBuf>,
     /// HTTPS certificate and key, when given.
     pub tls: Option<crate::http::tls::TlsFiles>,
 }
@@ -99,12 +101,29 @@ impl ServerConfig {
             static_prefix,
             security,
             source_policy,
+            ui_dir: ui_dir(args.ui_dir)?,
             tls: args
                 .network
                 .tls_cert
                 .zip(args.network.tls_key)
                 .map(|(cert, key)| crate::http::tls::TlsFiles { cert, key }),
         })
+    }
+}
+
+/// An explicit `--ui-dir` must hold a bundle (a typo would otherwise hide the UI silently);
+/// without one, the installed bundle of our MLflow version, if any.
+fn ui_dir(explicit: Option<std::path::PathBuf>) -> Result<Option<std::path::PathBuf>, ConfigError> {
+    match explicit.filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) if crate::ui::is_bundle(&dir) => Ok(Some(dir)),
+        Some(dir) => Err(ConfigError(format!(
+            "--ui-dir (MLFLOW_UI_DIR) {} holds no {}: install the UI there with `mlflow ui \
+             install --dir {}`",
+            dir.display(),
+            crate::ui::INDEX,
+            dir.display()
+        ))),
+        None => Ok(crate::ui::find_default(crate::MLFLOW_COMPAT_VERSION)),
     }
 }
 

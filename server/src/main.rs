@@ -18,6 +18,7 @@ use mlflow_server::http::{self, AppState};
 use mlflow_server::service::Tracking;
 use mlflow_server::serving;
 use mlflow_server::store::{Store, StoreOptions};
+use mlflow_server::ui::assets::Bundle;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -172,7 +173,21 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     } else {
         None
     };
+    let ui = match &config.ui_dir {
+        Some(dir) => {
+            tracing::info!(dir = %dir.display(), "serving MLflow's web UI at /");
+            let bundle = Arc::new(Bundle::new(dir.clone()));
+            let warming = bundle.clone();
+            tokio::task::spawn_blocking(move || warming.warm());
+            Some(bundle)
+        }
+        None => {
+            tracing::info!("no web UI bundle: / shows how to install it (`mlflow ui install`)");
+            None
+        }
+    };
     let state = AppState {
+        ui,
         tracking: Tracking::new(store.clone()),
         artifacts,
         config: Arc::new(config),

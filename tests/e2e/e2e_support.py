@@ -146,13 +146,15 @@ class ServerProcess:
     """A running `mlflow server`; `.url`, `.tmp`, `.log_path`, `.db_path`."""
 
     def __init__(
-        self, binary, tmp, db_path=None, health_timeout=None, backend_uri=None, extra_env=None, extra_args=()
+        self, binary, tmp, db_path=None, health_timeout=None, backend_uri=None, extra_env=None, extra_args=(),
+        health_path="/health",
     ):
         if health_timeout is None:
             # Ours must be healthy within 60 s; the Python oracle needs ~12 s on an idle machine
             # and much longer on a loaded one.
             health_timeout = 180 if binary == "python" else 60
         self.binary = binary
+        self.health_path = health_path
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.db_path = Path(db_path) if db_path else self.tmp / "mlflow.db"
@@ -199,14 +201,14 @@ class ServerProcess:
                     f"server exited with {self.proc.returncode} before becoming healthy\n{self.log_tail()}"
                 )
             try:
-                r = requests.get(self.url + "/health", timeout=2)
+                r = requests.get(self.url + self.health_path, timeout=2)
                 if r.status_code == 200 and r.text.strip() == "OK":
                     return
                 last = f"{r.status_code} {r.text[:200]!r}"
             except requests.RequestException as e:
                 last = repr(e)
             time.sleep(0.1)
-        raise RuntimeError(f"{self.url}/health not OK within {timeout}s (last: {last})\n{self.log_tail()}")
+        raise RuntimeError(f"{self.url}{self.health_path} not OK within {timeout}s (last: {last})\n{self.log_tail()}")
 
     def log_tail(self, lines=40):
         try:

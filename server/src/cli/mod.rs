@@ -109,6 +109,11 @@ pub struct ServerArgs {
     #[arg(long, env = "MLFLOW_STATIC_PREFIX")]
     pub static_prefix: Option<String>,
 
+    /// MLflow's web UI bundle to serve at / [default: the one `mlflow ui install` put in
+    /// ~/.local/share/mlflow/ui/VERSION or /usr/share/mlflow/ui/VERSION]
+    #[arg(long, env = "MLFLOW_UI_DIR", value_name = "DIR")]
+    pub ui_dir: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub network: network::NetworkArgs,
 

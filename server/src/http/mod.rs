@@ -17,6 +17,7 @@ mod runs;
 pub mod security;
 pub mod tls;
 mod traces;
+mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct AppState {
     /// The proxied artifact root; `None` with `--no-serve-artifacts`.
     pub artifacts: Option<crate::artifacts::ArtifactRepo>,
     pub config: Arc<ServerConfig>,
+    /// MLflow's web UI bundle, when one is installed.
+    pub ui: Option<Arc<crate::ui::assets::Bundle>>,
 }
 
 /// What handlers return.
@@ -280,6 +283,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/health", get(infra::health))
         .route("/version", get(infra::version))
+        .route("/", get(ui::index))
+        .route("/static-files/{*path}", get(ui::static_file))
         .route("/api/2.0/experiments", get(experiments::list_array))
         .route("/v1/traces", post(otlp::export))
         .nest("/api/3.0", v3.clone())
@@ -289,7 +294,12 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found);
     let app = match prefix.as_deref() {
-        Some(p) => Router::new().nest(p, api).fallback(error::not_found),
+        // The UI's index.html loads `static-files/...` relative to itself: it must be
+        // reachable as `PREFIX/` as in MLflow.
+        Some(p) => Router::new()
+            .route(&format!("{p}/"), get(ui::index))
+            .nest(p, api)
+            .fallback(error::not_found),
         None => api,
     };
     let security = Arc::new(state.config.security.clone());

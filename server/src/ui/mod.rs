@@ -2,6 +2,7 @@
 //! (`mlflow/server/js/build`), installed by `mlflow ui install` and served by `mlflow server`.
 //! The bundle is never part of this repository; it is fetched or copied where the user says.
 
+pub mod assets;
 pub mod install;
 mod pypi;
 
