@@ -7,6 +7,7 @@ pub mod model_history;
 pub mod paging;
 pub mod registry;
 pub mod run_names;
+pub mod scorers;
 pub mod search;
 pub mod source;
 pub mod time;

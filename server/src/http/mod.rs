@@ -14,6 +14,7 @@ mod registry;
 mod reply;
 pub mod request;
 mod runs;
+mod scorers;
 pub mod security;
 pub mod tls;
 mod traces;
@@ -173,11 +174,26 @@ fn dataset_routes() -> Router<AppState> {
         )
 }
 
-/// The MLflow 3 routes of `/api/3.0`: traces, assessments, datasets and server info.
+/// The registered-scorer routes of `/api/3.0`.
+fn scorer_routes() -> Router<AppState> {
+    Router::new()
+        .route("/mlflow/scorers/register", post(scorers::register))
+        .route("/mlflow/scorers/list", get(scorers::list))
+        .route("/mlflow/scorers/versions", get(scorers::versions))
+        .route("/mlflow/scorers/get", get(scorers::get))
+        .route("/mlflow/scorers/delete", delete(scorers::delete))
+        .route(
+            "/mlflow/scorers/online-configs",
+            get(scorers::online_configs),
+        )
+}
+
+/// The MLflow 3 routes of `/api/3.0`: traces, assessments, datasets, scorers, server info.
 fn v3_routes() -> Router<AppState> {
     use traces as t;
     Router::new()
         .merge(dataset_routes())
+        .merge(scorer_routes())
         .route("/mlflow/server-info", get(infra::server_info))
         .route("/mlflow/get-trace-artifact", get(t::trace_artifact))
         .route("/mlflow/traces", post(t::start_v3))

@@ -4,6 +4,7 @@
 mod datasets;
 mod logged_models;
 mod registry;
+mod scorers;
 mod sources;
 mod traces;
 mod tracking;

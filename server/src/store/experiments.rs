@@ -261,7 +261,7 @@ impl Store {
         Ok(())
     }
 
-    async fn require_active_experiment(&self, id: i64) -> Result<Experiment> {
+    pub(super) async fn require_active_experiment(&self, id: i64) -> Result<Experiment> {
         let exp = self.get_experiment(id).await?;
         if exp.lifecycle_stage != "active" {
             return Err(MlflowError::invalid(format!(

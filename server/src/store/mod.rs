@@ -27,6 +27,7 @@ mod pool;
 mod registry;
 mod runs;
 mod schema;
+mod scorers;
 mod search;
 pub mod sql;
 pub mod traces;
