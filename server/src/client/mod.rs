@@ -9,9 +9,11 @@ mod experiments;
 mod http;
 mod models;
 mod runs;
+mod settings;
 mod table;
 
-pub use http::{Auth, Client, Retry, Settings, DEFAULT_PAGE_SIZE, DEFAULT_TRACKING_URI};
+pub use http::Client;
+pub use settings::{Auth, Retry, Settings, DEFAULT_PAGE_SIZE, DEFAULT_TRACKING_URI};
 
 use crate::cli::Command;
 

@@ -1,7 +1,7 @@
-//! Writing traces: span batches from OTLP (MLflow's `log_spans`) and the trace info the
-//! client sends when a trace ends (`start_trace`, which may arrive before or after its
-//! spans). Both run in one transaction, retried when it loses a lock conflict, and lock the
-//! trace rows they touch so concurrent batches of one trace serialise.
+//! Writing span batches from OTLP (MLflow's `log_spans`), and the row locking both writers
+//! share: a batch and a start-trace (`start.rs`, which may arrive before or after the spans)
+//! each run in one transaction, retried when it loses a lock conflict, and lock the trace rows
+//! they touch so concurrent batches of one trace serialise.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,12 +13,10 @@ use crate::domain::traces::aggregate::{aggregate, cost_of, usage_of, Node, Trace
 use crate::domain::traces::pyjson::PyValue;
 use crate::domain::traces::span::{IncomingSpan, SpanRow};
 use crate::domain::traces::{
-    validate_tag, validate_trace_name, TraceInfo, CHAT_USAGE, LLM_COST, META_COST,
-    META_INFO_FINALIZED, META_SESSION, META_TOKEN_USAGE, META_USER, SPANS_IN_TRACKING_STORE,
-    TAG_ARTIFACT_LOCATION, TAG_SPANS_LOCATION, TAG_TRACE_NAME,
+    validate_tag, validate_trace_name, TraceInfo, CHAT_USAGE, LLM_COST, META_INFO_FINALIZED,
+    META_USER, SPANS_IN_TRACKING_STORE, TAG_ARTIFACT_LOCATION, TAG_SPANS_LOCATION, TAG_TRACE_NAME,
 };
 use crate::error::{ErrorCode, MlflowError, Result};
-use crate::store::assessments::assessment_insert;
 use crate::store::sql::{get_f64, get_i64, get_str, Dialect, Sql};
 use crate::store::{retry_conflicts, Store};
 
@@ -26,7 +24,7 @@ use crate::store::{retry_conflicts, Store};
 pub type NewTrace = TraceInfo;
 
 /// The locked state of one existing trace row.
-struct Existing {
+pub(super) struct Existing {
     experiment_id: i64,
     timestamp_ms: i64,
     execution_time_ms: Option<i64>,
@@ -58,7 +56,7 @@ fn existing_from_row(row: &AnyRow) -> Existing {
 }
 
 /// `trace_info` rows of `ids` that exist, locked for the rest of the transaction.
-async fn lock_traces(
+pub(super) async fn lock_traces(
     conn: &mut AnyConnection,
     dialect: Dialect,
     ids: &[&str],
@@ -83,14 +81,14 @@ async fn lock_traces(
 }
 
 /// The artifact location of a trace: `<experiment artifact location>/traces/<id>/artifacts`.
-fn trace_artifact_location(experiment_location: &str, trace_id: &str) -> String {
+pub(super) fn trace_artifact_location(experiment_location: &str, trace_id: &str) -> String {
     format!(
         "{}/traces/{trace_id}/artifacts",
         experiment_location.trim_end_matches('/')
     )
 }
 
-async fn experiment_location(
+pub(super) async fn experiment_location(
     conn: &mut AnyConnection,
     dialect: Dialect,
     experiment_id: i64,
@@ -117,7 +115,11 @@ async fn experiment_location(
 
 /// Raises the DB-backed payload generation of traces whose spans live in this store; a
 /// trace whose spans moved elsewhere (archived) refuses new spans.
-async fn bump_generation(conn: &mut AnyConnection, dialect: Dialect, ids: &[&str]) -> Result<()> {
+pub(super) async fn bump_generation(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    ids: &[&str],
+) -> Result<()> {
     let key = dialect.key_col();
     for chunk in ids.chunks(ID_CHUNK) {
         let mut sql = Sql::new(dialect);
@@ -296,7 +298,7 @@ async fn stored_nodes(
     Ok(out)
 }
 
-fn int_of(v: Option<&PyValue>) -> Option<i64> {
+pub(super) fn int_of(v: Option<&PyValue>) -> Option<i64> {
     match v? {
         PyValue::Int(i) => i64::try_from(*i).ok(),
         PyValue::Float(f) if f.fract() == 0.0 && f.is_finite() => Some(*f as i64),
@@ -304,7 +306,7 @@ fn int_of(v: Option<&PyValue>) -> Option<i64> {
     }
 }
 
-fn float_of(v: Option<&PyValue>) -> Option<f64> {
+pub(super) fn float_of(v: Option<&PyValue>) -> Option<f64> {
     match v? {
         PyValue::Int(i) => Some(*i as f64),
         PyValue::Float(f) if f.is_finite() => Some(*f),
@@ -566,214 +568,10 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-
-    /// Creates a trace from the info the client sends when the trace ends, or completes one
-    /// its spans created first. Returns the stored info.
-    /// `finalize` marks the info as final (MLflow 3's start-trace, sent when the trace ends);
-    /// the legacy v2 start does not.
-    pub async fn start_trace(&self, info: &NewTrace, finalize: bool) -> Result<TraceInfo> {
-        let experiment_id = crate::domain::validation::parse_experiment_id(&info.experiment_id)?;
-        if let Some((_, name)) = info.tags.iter().find(|(k, _)| k == TAG_TRACE_NAME) {
-            validate_trace_name(name)?;
-        }
-        retry_conflicts(|| self.start_trace_once(experiment_id, info, finalize)).await?;
-        self.get_trace_info(&info.trace_id).await
-    }
-
-    async fn start_trace_once(
-        &self,
-        experiment_id: i64,
-        info: &NewTrace,
-        finalize: bool,
-    ) -> Result<()> {
-        let d = self.dialect;
-        let id = info.trace_id.as_str();
-        let mut tx = self.begin_write().await?;
-        let location = experiment_location(&mut tx, d, experiment_id, true).await?;
-        let metadata: HashMap<&str, &str> = info
-            .trace_metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let analytics = analytics_columns(&metadata);
-        let trace_name = info
-            .tags
-            .iter()
-            .find(|(k, _)| k == TAG_TRACE_NAME)
-            .map(|(_, v)| v.clone());
-        let mut tags: Vec<(String, String)> = info
-            .tags
-            .iter()
-            .filter(|(k, _)| k != TAG_TRACE_NAME)
-            .cloned()
-            .collect();
-        tags.push((
-            TAG_ARTIFACT_LOCATION.to_string(),
-            trace_artifact_location(&location, id),
-        ));
-        let mut meta: Vec<(String, String)> = info
-            .trace_metadata
-            .iter()
-            .filter(|(k, _)| ![META_SESSION, META_TOKEN_USAGE, META_COST].contains(&k.as_str()))
-            .cloned()
-            .collect();
-        if finalize {
-            meta.push((META_INFO_FINALIZED.to_string(), "true".to_string()));
-        }
-        let mut meta = dedup_last(meta);
-        meta.sort();
-
-        let mut sql = Sql::new(d);
-        let mut columns = String::from(
-            "request_id, experiment_id, timestamp_ms, execution_time_ms, status, \
-             client_request_id, request_preview, response_preview, trace_name",
-        );
-        for (col, _) in &analytics {
-            columns.push_str(", ");
-            columns.push_str(col);
-        }
-        sql.push(&d.insert_ignore("trace_info", &columns))
-            .push("(")
-            .bind(id)
-            .push(", ")
-            .bind(experiment_id)
-            .push(", ")
-            .bind(info.request_time)
-            .push(", ")
-            .bind(info.execution_duration)
-            .push(", ")
-            .bind(info.state.as_str())
-            .push(", ")
-            .bind(info.client_request_id.clone())
-            .push(", ")
-            .bind(info.request_preview.clone())
-            .push(", ")
-            .bind(info.response_preview.clone())
-            .push(", ")
-            .bind(trace_name.clone());
-        for (_, v) in &analytics {
-            sql.push(", ");
-            v.bind(&mut sql);
-        }
-        sql.push(")").push(d.insert_ignore_suffix());
-        let inserted = sql.query().execute(&mut *tx).await?.rows_affected() == 1;
-        if !inserted {
-            // The spans came first: lock the row and merge this info into it.
-            lock_traces(&mut tx, d, &[id]).await?;
-            bump_generation(&mut tx, d, &[id]).await?;
-            let mut sql = Sql::new(d);
-            sql.push("UPDATE trace_info SET experiment_id = ")
-                .bind(experiment_id)
-                .push(", timestamp_ms = ")
-                .bind(info.request_time)
-                .push(", execution_time_ms = ")
-                .bind(info.execution_duration)
-                .push(", status = ")
-                .bind(info.state.as_str())
-                .push(", client_request_id = ")
-                .bind(info.client_request_id.clone());
-            if trace_name.is_some() {
-                sql.push(", trace_name = ").bind(trace_name.clone());
-            }
-            for (col, v) in &analytics {
-                sql.push(", ").push(col).push(" = ");
-                v.bind(&mut sql);
-            }
-            if info.request_preview.is_some() {
-                sql.push(", request_preview = ")
-                    .bind(info.request_preview.clone());
-            }
-            if info.response_preview.is_some() {
-                sql.push(", response_preview = ")
-                    .bind(info.response_preview.clone());
-            }
-            sql.push(" WHERE request_id = ").bind(id);
-            sql.query().execute(&mut *tx).await?;
-            for table in ["spans", "assessments"] {
-                let mut sql = Sql::new(d);
-                sql.push("UPDATE ")
-                    .push(table)
-                    .push(" SET experiment_id = ")
-                    .bind(experiment_id);
-                if table == "assessments" {
-                    sql.push(", trace_timestamp_ms = ").bind(info.request_time);
-                }
-                sql.push(" WHERE trace_id = ").bind(id);
-                sql.query().execute(&mut *tx).await?;
-            }
-        }
-        if let Some(q) = kv_upsert(d, "trace_tags", id, &dedup_last(tags)) {
-            q.query().execute(&mut *tx).await?;
-        }
-        if let Some(q) = kv_upsert(d, "trace_request_metadata", id, &meta) {
-            q.query().execute(&mut *tx).await?;
-        }
-        for a in &info.assessments {
-            let mut a = a.clone();
-            a.trace_id = id.to_string();
-            assessment_insert(d, &a, experiment_id, info.request_time, true)
-                .query()
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
 }
 
 enum SetValue {
     I(Option<i64>),
     F(f64),
     S(Option<String>),
-}
-
-/// A value for an analytics column of `trace_info`.
-enum Analytic {
-    Text(Option<String>),
-    Int(Option<i64>),
-    Float(Option<f64>),
-}
-
-impl Analytic {
-    fn bind(&self, sql: &mut Sql) {
-        match self {
-            Analytic::Text(v) => sql.bind(v.clone()),
-            Analytic::Int(v) => sql.bind(*v),
-            Analytic::Float(Some(f)) => sql.bind(*f),
-            Analytic::Float(None) => sql.push("NULL"),
-        };
-    }
-}
-
-/// MLflow's `analytics_columns_from_metadata`: session, token and cost columns from the
-/// reserved metadata keys (only the keys present; unusable numbers become NULL).
-fn analytics_columns(meta: &HashMap<&str, &str>) -> Vec<(&'static str, Analytic)> {
-    let mut out = Vec::new();
-    if let Some(s) = meta.get(META_SESSION) {
-        out.push(("session_id", Analytic::Text(Some(s.to_string()))));
-    }
-    let dict = |key: &str| match meta.get(key).and_then(|v| PyValue::loads(v)) {
-        Some(PyValue::Dict(d)) => Some(PyValue::Dict(d)),
-        _ => None,
-    };
-    if let Some(usage) = dict(META_TOKEN_USAGE) {
-        for (key, column) in TOKEN_COLUMNS {
-            if let Some(v) = usage.get(key) {
-                out.push((column, Analytic::Int(int_of(Some(v)))));
-            }
-        }
-    }
-    if let Some(cost) = dict(META_COST) {
-        for key in ["input_cost", "output_cost", "total_cost"] {
-            if let Some(v) = cost.get(key) {
-                let column: &'static str = match key {
-                    "input_cost" => "input_cost",
-                    "output_cost" => "output_cost",
-                    _ => "total_cost",
-                };
-                out.push((column, Analytic::Float(float_of(Some(v)))));
-            }
-        }
-    }
-    out
 }

@@ -2,11 +2,12 @@
 //! session, token and cost columns), `trace_tags`, `trace_request_metadata`, `spans` (one
 //! row per span, its JSON in `content`) and the trace links in `entity_associations`.
 //!
-//! [`ingest`] writes span batches (OTLP) and start-trace calls, [`write`] tags, deletes and
+//! [`ingest`] writes span batches (OTLP), [`start`] start-trace calls, [`write`] tags, deletes and
 //! links, [`search`] the trace search; this file reads traces back as MLflow shows them.
 
 mod ingest;
 mod search;
+mod start;
 mod write;
 
 use std::collections::HashMap;
