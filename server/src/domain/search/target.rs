@@ -97,8 +97,9 @@ impl SearchTarget {
                 "name" => Some(("name", ID)),
                 "created_by" => Some(("created_by", TEXT)),
                 "last_updated_by" => Some(("last_updated_by", TEXT)),
-                "created_time" => Some(("created_time", AttrType::Number)),
-                "last_update_time" => Some(("last_update_time", AttrType::Number)),
+                // Whole milliseconds: MLflow refuses `created_time > 1.5`.
+                "created_time" => Some(("created_time", AttrType::Integer)),
+                "last_update_time" => Some(("last_update_time", AttrType::Integer)),
                 _ => None,
             },
         }
@@ -483,5 +484,23 @@ mod tests {
         assert_eq!(o[2].key, "a b");
         assert!(parse_order_by(SearchTarget::Runs, &["bogus".into()]).is_err());
         assert!(parse_order_by(SearchTarget::Experiments, &["tags.x".into()]).is_err());
+    }
+
+    #[test]
+    fn evaluation_dataset_filters() {
+        let t = SearchTarget::EvaluationDatasets;
+        let c = parse_filter(
+            t,
+            "name IN ('a', 'b') AND tags.env = 'prod' AND created_time >= 5 AND created_by = 'u'",
+        )
+        .unwrap();
+        assert_eq!(c.len(), 4);
+        assert_eq!(c[1].entity, Entity::Tag);
+        assert!(parse_filter(t, "created_time > 1.5").is_err());
+        assert!(parse_filter(t, "tags.env IS NULL").is_err());
+        assert!(parse_filter(t, "tag.env = 'x'").is_err());
+        assert!(parse_filter(t, "digest = 'x'").is_err());
+        assert!(parse_order_by(t, &["last_update_time DESC".into()]).is_ok());
+        assert!(parse_order_by(t, &["created_by".into()]).is_err());
     }
 }
