@@ -25,6 +25,8 @@ pub struct ServerConfig {
     pub ui_dir: Option<std::path::PathBuf>,
     /// HTTPS certificate and key, when given.
     pub tls: Option<crate::http::tls::TlsFiles>,
+    /// The basic-auth settings with `--app-name basic-auth`.
+    pub auth: Option<crate::auth::AuthConfig>,
 }
 
 /// A setting that cannot work.
@@ -85,7 +87,13 @@ impl ServerConfig {
                 .as_deref(),
         )
         .map_err(ConfigError)?;
+        let auth = match args.app_name.as_deref() {
+            Some("basic-auth") => Some(crate::auth::AuthConfig::from_env()?),
+            Some(other) => return Err(ConfigError(format!("unknown --app-name '{other}'"))),
+            None => None,
+        };
         Ok(ServerConfig {
+            auth,
             host: args.host,
             port: args.port,
             registry_store_uri: args

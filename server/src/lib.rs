@@ -6,9 +6,10 @@
 //! nor SQL, [`wire`] the JSON format, [`cli`] the command line, and [`client`] the
 //! commands that talk to a running server over HTTP. [`serving`] serves and predicts with
 //! models (`mlflow models serve|predict`), and [`ui`] installs MLflow's web UI bundle
-//! (`mlflow ui install`) that [`http`] serves.
+//! (`mlflow ui install`) that [`http`] serves; [`auth`] is MLflow's basic-auth app.
 
 pub mod artifacts;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;

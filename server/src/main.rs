@@ -186,7 +186,12 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             None
         }
     };
+    let auth = match config.auth.clone() {
+        Some(auth_config) => Some(mlflow_server::auth::Auth::start(auth_config).await?),
+        None => None,
+    };
     let state = AppState {
+        auth,
         ui,
         tracking: Tracking::new(store.clone()),
         artifacts,

@@ -117,6 +117,11 @@ pub struct ServerArgs {
     #[command(flatten)]
     pub network: network::NetworkArgs,
 
+    /// The app to serve: basic-auth turns on MLflow's HTTP basic authentication and
+    /// permissions, configured by the ini file MLFLOW_AUTH_CONFIG_PATH names.
+    #[arg(long, value_name = "NAME", value_parser = ["basic-auth"])]
+    pub app_name: Option<String>,
+
     /// Accepted for compatibility with the Python server; ignored.
     #[arg(long, env = "MLFLOW_GUNICORN_OPTS", hide = true)]
     pub gunicorn_opts: Option<String>,

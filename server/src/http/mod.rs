@@ -4,6 +4,9 @@
 
 mod artifacts;
 mod assessments;
+pub mod auth;
+mod auth_api;
+mod auth_resolve;
 mod datasets;
 mod error;
 mod experiments;
@@ -45,6 +48,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// MLflow's web UI bundle, when one is installed.
     pub ui: Option<Arc<crate::ui::assets::Bundle>>,
+    /// Users and permissions, with `--app-name basic-auth`.
+    pub auth: Option<crate::auth::Auth>,
 }
 
 /// What handlers return.
@@ -296,6 +301,13 @@ pub fn router(state: AppState) -> Router {
     } else {
         v3_routes()
     };
+    let (users_v2, users_v3) = if state.auth.is_some() {
+        (auth_api::routes_v2(), auth_api::routes_v3())
+    } else {
+        (Router::new(), Router::new())
+    };
+    let tracking = tracking.merge(users_v2);
+    let v3 = v3.merge(users_v3);
     let api = Router::new()
         .route("/health", get(infra::health))
         .route("/version", get(infra::version))
@@ -319,7 +331,12 @@ pub fn router(state: AppState) -> Router {
         None => api,
     };
     let security = Arc::new(state.config.security.clone());
+    // Layers run outside-in from the last added: the security guards first, then auth.
     app.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::layer,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
         security,
         security::layer,
     ))
@@ -345,9 +362,11 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
     };
     tracing::info!(address = %local, scheme, "listening");
     tracing::info!("{}", state.config.security.summary());
+    // The peer address is what the failed-login limit counts by.
     let app = router(state.clone());
     if let Some(files) = state.config.tls.clone() {
         let listener = tls::listen(listener, files)?;
+        let app = app.into_make_service_with_connect_info::<auth::PeerAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;
@@ -361,6 +380,7 @@ pub async fn serve(state: AppState, addr: SocketAddr) -> anyhow::Result<()> {
             tracing::debug!(error = %err, "cannot set TCP_NODELAY");
         }
     });
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

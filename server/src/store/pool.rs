@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, AnyPool, Connection};
 use super::sql::session;
 use super::{StoreOptions, StoreUri};
 
-pub(super) async fn connect_pools(
+pub(crate) async fn connect_pools(
     uri: &StoreUri,
     options: &StoreOptions,
 ) -> Result<(AnyPool, AnyPool), sqlx::Error> {

@@ -78,7 +78,11 @@ async fn inspect(pool: &AnyPool, dialect: Dialect) -> Result<Found, OpenError> {
     inspect_conn(&mut conn, dialect).await
 }
 
-async fn inspect_conn(conn: &mut AnyConnection, dialect: Dialect) -> Result<Found, OpenError> {
+/// The names of the tables in the connection's database (schema on PostgreSQL).
+pub(crate) async fn table_names(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+) -> Result<Vec<String>, sqlx::Error> {
     let tables_sql = match dialect {
         Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table'",
         Dialect::Postgres => {
@@ -92,10 +96,13 @@ async fn inspect_conn(conn: &mut AnyConnection, dialect: Dialect) -> Result<Foun
     };
     let rows = sqlx::query(tables_sql).fetch_all(&mut *conn).await?;
     // A name that fails to decode must not make a full database look empty.
-    let tables = rows
-        .iter()
+    rows.iter()
         .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<Vec<String>, _>>()?;
+        .collect::<Result<Vec<String>, _>>()
+}
+
+async fn inspect_conn(conn: &mut AnyConnection, dialect: Dialect) -> Result<Found, OpenError> {
+    let tables = table_names(conn, dialect).await?;
     if tables.is_empty() {
         return Ok(Found::Empty);
     }
