@@ -43,7 +43,7 @@ fn auth_needs_an_admin_password_from_the_environment() {
     assert!(!err.contains("hunter2"), "{err}");
     // Too short: refused without showing it.
     let short = [("MLFLOW_ADMIN_PASSWORD", "abc12")];
-    let err = refused(&from_env, &short, &["at least 8 characters"]);
+    let err = refused(&from_env, &short, &["at least 12 characters"]);
     assert!(!err.contains("abc12"), "{err}");
     // The default permission is one of MLflow's.
     let wrong = format!("{from_env}    auth_default_permission: WRITE\n");

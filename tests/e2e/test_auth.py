@@ -32,6 +32,7 @@ class AuthServer:
     """A server with basic auth: its tracking store and its auth database."""
 
     def __init__(self, binary, tmp, auth_uri, backend_uri=None, default_permission="READ", env=None):
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         ini = Path(tmp) / "auth.ini"
         ini.write_text(
             f"[mlflow]\ndefault_permission = {default_permission}\n"
