@@ -207,7 +207,10 @@ def test_uris_resolved_through_the_tracking_server(tracking, registered, workdir
         assert proc.returncode == 0, (uri, proc.stderr)
         assert json.loads(proc.stdout)["predictions"] == pytest.approx(want, rel=1e-12), uri
     # A local copy, from the cache, read in place; CSV in, a file out.
-    cached = next((workdir / "cache").glob("*/model"))
+    # The cache is shared by the session's tests: take this model's entry, not any entry.
+    cached = next(
+        p for p in (workdir / "cache").glob("*/model") if info.model_id in (p / "MLmodel").read_text()
+    )
     (workdir / "in.csv").write_text(rows.to_csv(index=False))
     out = workdir / "out.json"
     proc = subprocess.run(
