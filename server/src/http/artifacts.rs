@@ -203,14 +203,15 @@ pub async fn missing_path() -> ApiError {
     ApiError(MlflowError::invalid("The artifact path must name a file"))
 }
 
+/// A run (by `run_id` or MLflow's older `run_uuid`) and a path in its artifacts.
 #[derive(Deserialize)]
-struct RunList {
+pub(super) struct RunList {
     #[serde(default, deserialize_with = "wire::opt_string")]
-    run_id: Option<String>,
+    pub run_id: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_string")]
-    run_uuid: Option<String>,
+    pub run_uuid: Option<String>,
     #[serde(default, deserialize_with = "wire::opt_string")]
-    path: Option<String>,
+    pub path: Option<String>,
 }
 
 /// MLflow's one word for any artifact path it refuses on the tracking API.

@@ -10,6 +10,7 @@ mod auth_resolve;
 mod datasets;
 mod error;
 mod experiments;
+mod graphql;
 mod infra;
 mod logged_models;
 mod otlp;
@@ -22,6 +23,7 @@ pub mod security;
 pub mod tls;
 mod traces;
 mod ui;
+mod ui_api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,6 +71,14 @@ fn mlflow_routes() -> Router<AppState> {
             post(experiments::search).get(experiments::search),
         )
         .route("/mlflow/experiments/update", post(experiments::update))
+        .route(
+            "/mlflow/experiments/search-datasets",
+            post(ui_api::search_datasets),
+        )
+        .route(
+            "/mlflow/gateway-proxy",
+            get(ui_api::gateway_proxy).post(ui_api::gateway_proxy),
+        )
         .route("/mlflow/experiments/delete", post(experiments::delete))
         .route("/mlflow/experiments/restore", post(experiments::restore))
         .route(
@@ -200,6 +210,16 @@ fn v3_routes() -> Router<AppState> {
         .merge(dataset_routes())
         .merge(scorer_routes())
         .route("/mlflow/server-info", get(infra::server_info))
+        .route(
+            "/mlflow/ui-telemetry",
+            get(ui_api::telemetry_config).post(ui_api::telemetry_records),
+        )
+        .route("/mlflow/assistant/config", get(ui_api::assistant_config))
+        .route(
+            "/mlflow/assistant/providers",
+            get(ui_api::assistant_providers),
+        )
+        .route("/mlflow/traces/metrics", post(ui_api::trace_metrics))
         .route("/mlflow/get-trace-artifact", get(t::trace_artifact))
         .route("/mlflow/traces", post(t::start_v3))
         .route("/mlflow/traces/get", get(t::get_trace))
@@ -312,6 +332,12 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(infra::health))
         .route("/version", get(infra::version))
         .route("/", get(ui::index))
+        .route("/graphql", get(graphql::handle).post(graphql::handle))
+        .route("/get-artifact", get(ui_api::run_artifact))
+        .route(
+            "/model-versions/get-artifact",
+            get(ui_api::version_artifact),
+        )
         .route("/static-files/{*path}", get(ui::static_file))
         .route("/api/2.0/experiments", get(experiments::list_array))
         .route("/v1/traces", post(otlp::export))

@@ -19,6 +19,7 @@
 
 mod assessments;
 mod dataset_records;
+pub mod dataset_summaries;
 mod datasets;
 mod experiments;
 mod group_commit;

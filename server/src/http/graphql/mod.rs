@@ -1,0 +1,129 @@
+//! `/graphql`: the part of MLflow's GraphQL schema the web UI queries (experiment, run with
+//! its experiment and model versions, run search, sampled metric histories, model-version
+//! search, artifact listing). Answers have MLflow's shape: `{"data": ..., "errors": null}`
+//! or errors as a list of message strings. A JSON array of requests is answered with an
+//! array (batching); GET takes `query`, `variables` and `operationName` from the URL.
+
+mod resolve;
+mod types;
+
+use std::sync::OnceLock;
+
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument};
+use async_graphql::{EmptySubscription, Request, Schema};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::Value;
+
+use super::request::{query_to_json, MAX_JSON_BODY};
+use super::{ApiResult, AppState};
+use crate::error::MlflowError;
+
+type MlflowSchema = Schema<resolve::Query, resolve::Mutation, EmptySubscription>;
+
+/// MLflow's limits on one query (`graphql_no_batching.py`): depth 10, 1000 selections.
+fn schema() -> &'static MlflowSchema {
+    static SCHEMA: OnceLock<MlflowSchema> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        Schema::build(resolve::Query, resolve::Mutation, EmptySubscription)
+            .limit_depth(11)
+            .limit_complexity(1000)
+            .finish()
+    })
+}
+
+/// `GET|POST /graphql`.
+pub async fn handle(State(app): State<AppState>, request: axum::extract::Request) -> ApiResult {
+    let message = if request.method() == axum::http::Method::GET {
+        query_to_json(request.uri().query().unwrap_or(""))
+    } else {
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_JSON_BODY)
+            .await
+            .map_err(|_| MlflowError::invalid("The request body is too large or unreadable"))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| MlflowError::invalid(format!("Invalid JSON body: {e}")))?
+    };
+    let body = match message {
+        Value::Array(items) => {
+            let mut answers = Vec::with_capacity(items.len());
+            for item in items {
+                answers.push(execute(&app, item).await?);
+            }
+            Value::Array(answers)
+        }
+        single => execute(&app, single).await?,
+    };
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response())
+}
+
+async fn execute(app: &AppState, request: Value) -> Result<Value, super::ApiError> {
+    let Some(query) = request.get("query").and_then(Value::as_str) else {
+        return Err(MlflowError::missing("query").into());
+    };
+    // GET passes variables as a JSON string.
+    let variables = match request.get("variables") {
+        Some(Value::String(text)) if !text.is_empty() => serde_json::from_str(text)
+            .map_err(|_| MlflowError::invalid_value("variables", &Value::String(text.clone())))?,
+        Some(v @ Value::Object(_)) => v.clone(),
+        _ => Value::Null,
+    };
+    let mut gql = Request::new(query)
+        .variables(async_graphql::Variables::from_json(variables))
+        .data(app.clone())
+        .data(resolve::ExperimentCache::default());
+    if let Some(name) = request.get("operationName").and_then(Value::as_str) {
+        gql = gql.operation_name(name);
+    }
+    match async_graphql::parser::parse_query(query) {
+        Ok(mut doc) => {
+            drop_component_directives(&mut doc);
+            gql.set_parsed_query(doc);
+        }
+        Err(e) => return Ok(answer(Value::Null, vec![e.to_string()])),
+    }
+    let response = schema().execute(gql).await;
+    let errors = response.errors.iter().map(|e| e.message.clone()).collect();
+    let mut data = response.data.into_json().unwrap_or(Value::Null);
+    // A root field whose resolver failed is null in MLflow's answer (async-graphql leaves it
+    // out); without any root field there is no data at all.
+    for error in &response.errors {
+        if let Some(async_graphql::PathSegment::Field(name)) = error.path.first() {
+            if data.is_null() {
+                data = Value::Object(Default::default());
+            }
+            if let Value::Object(fields) = &mut data {
+                fields.entry(name.clone()).or_insert(Value::Null);
+            }
+        }
+    }
+    Ok(answer(data, errors))
+}
+
+fn answer(data: Value, errors: Vec<String>) -> Value {
+    let data = match data {
+        Value::Object(ref m) if m.is_empty() => Value::Null,
+        other => other,
+    };
+    serde_json::json!({
+        "data": data,
+        "errors": if errors.is_empty() { Value::Null } else { Value::from(errors) },
+    })
+}
+
+/// The UI tags its operations `@component(name: ...)` (MLflow declares that directive for
+/// Databricks' tooling and ignores it); it means nothing here either.
+fn drop_component_directives(doc: &mut ExecutableDocument) {
+    let strip = |op: &mut async_graphql::parser::types::OperationDefinition| {
+        op.directives.retain(|d| d.node.name.node != "component");
+    };
+    match &mut doc.operations {
+        DocumentOperations::Single(op) => strip(&mut op.node),
+        DocumentOperations::Multiple(ops) => ops.values_mut().for_each(|op| strip(&mut op.node)),
+    }
+}

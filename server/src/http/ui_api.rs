@@ -1,0 +1,163 @@
+//! The routes only the web UI calls: artifact downloads by run or model version
+//! (`/get-artifact`, `/model-versions/get-artifact`), the experiment page's dataset list
+//! (`experiments/search-datasets`) and the UI's telemetry (`ui-telemetry`, accepted and
+//! dropped: this server sends no telemetry anywhere).
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::reply::{reply, Field};
+use super::request::{required_str, Message};
+use super::{artifacts, ApiError, ApiResult, AppState};
+use crate::artifacts::path::proxied_location;
+use crate::artifacts::RelPath;
+use crate::error::{ErrorCode, MlflowError};
+use crate::wire;
+
+#[derive(Deserialize)]
+struct VersionArtifact {
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    version: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    path: Option<String>,
+}
+
+/// `GET /get-artifact?run_uuid=..&path=..`: a file of the run's artifacts.
+pub async fn run_artifact(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    msg: Message,
+) -> Result<Response, ApiError> {
+    let q: artifacts::RunList = msg.parse()?;
+    let run_id = required_str(q.run_id.filter(|s| !s.is_empty()).or(q.run_uuid), "run_id")?;
+    let path = required_str(q.path, "path")?;
+    let run = app.tracking.get_run(&run_id).await?;
+    send_below(app, headers, &run.info.artifact_uri, &path).await
+}
+
+/// `GET /model-versions/get-artifact?name=..&version=..&path=..`: a file of the version's
+/// model.
+pub async fn version_artifact(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    msg: Message,
+) -> Result<Response, ApiError> {
+    let q: VersionArtifact = msg.parse()?;
+    let name = required_str(q.name, "name")?;
+    let version = required_str(q.version, "version")?;
+    let path = required_str(q.path, "path")?;
+    let mut root = app
+        .tracking
+        .get_model_version_download_uri(&name, &version)
+        .await?;
+    // A version registered from `runs:/RUN/PATH` lives in that run's artifacts.
+    if let Some(rest) = root.strip_prefix("runs:/") {
+        let (run_id, sub) = rest.split_once('/').unwrap_or((rest, ""));
+        let run = app.tracking.get_run(run_id).await?;
+        root = format!("{}/{sub}", run.info.artifact_uri.trim_end_matches('/'));
+    }
+    send_below(app, headers, &root, &path).await
+}
+
+/// Streams `path` below the artifact location `root`, which must be served by this server
+/// (it never reads a location a client named, such as `file://` or `s3://`).
+async fn send_below(
+    app: AppState,
+    headers: HeaderMap,
+    root: &str,
+    path: &str,
+) -> Result<Response, ApiError> {
+    let Some(base) = proxied_location(root) else {
+        return Err(ApiError(MlflowError::new(
+            ErrorCode::NotImplemented,
+            format!("Downloading artifacts stored at '{root}' is not supported by this server"),
+        )));
+    };
+    let invalid = |_| ApiError(MlflowError::invalid("Invalid path"));
+    let base = RelPath::parse(base)?;
+    let file = base.join(&RelPath::parse_file(path).map_err(invalid)?);
+    if !file.starts_with(&base) {
+        return Err(ApiError(MlflowError::invalid("Invalid path")));
+    }
+    artifacts::download(State(app), Path(file.as_str().to_string()), headers).await
+}
+
+#[derive(Deserialize)]
+struct SearchDatasets {
+    #[serde(default, deserialize_with = "wire::string_list")]
+    experiment_ids: Vec<String>,
+}
+
+/// MLflow caps one request at this many experiments.
+const MAX_EXPERIMENTS: usize = 20;
+
+/// `POST .../mlflow/experiments/search-datasets`.
+pub async fn search_datasets(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: SearchDatasets = msg.parse()?;
+    if r.experiment_ids.is_empty() {
+        return Err(MlflowError::invalid(
+            "SearchDatasets request must specify at least one experiment_id.",
+        )
+        .into());
+    }
+    if r.experiment_ids.len() > MAX_EXPERIMENTS {
+        return Err(MlflowError::invalid(format!(
+            "SearchDatasets request cannot specify more than {MAX_EXPERIMENTS} experiment_ids. \
+             Received {} experiment_ids.",
+            r.experiment_ids.len()
+        ))
+        .into());
+    }
+    let summaries = app
+        .tracking
+        .store()
+        .search_dataset_summaries(&r.experiment_ids)
+        .await?;
+    reply(&Field("dataset_summaries", summaries))
+}
+
+/// `GET .../3.0/mlflow/ui-telemetry`: the UI's telemetry stays off.
+pub async fn telemetry_config() -> ApiResult {
+    reply(&serde_json::json!({
+        "disable_ui_telemetry": true,
+        "disable_ui_events": [],
+        "ui_rollout_percentage": 0,
+    }))
+}
+
+/// `POST .../3.0/mlflow/ui-telemetry`: records are accepted and dropped.
+pub async fn telemetry_records() -> ApiResult {
+    reply(&serde_json::json!({ "status": "disabled" }))
+}
+
+/// `GET .../3.0/mlflow/assistant/config`: the UI's assistant panel; no provider is set up
+/// on this server.
+pub async fn assistant_config() -> ApiResult {
+    reply(&serde_json::json!({
+        "providers": {},
+        "projects": {},
+        "remote_access_allowed": false,
+    }))
+}
+
+/// `GET .../3.0/mlflow/assistant/providers`: none is available here.
+pub async fn assistant_providers() -> ApiResult {
+    reply(&serde_json::json!({ "providers": [] }))
+}
+
+/// `POST .../3.0/mlflow/traces/metrics`: the experiment overview's trace charts. Trace
+/// metrics are not computed by this server yet; the charts show no data.
+pub async fn trace_metrics(msg: Message) -> ApiResult {
+    let _ = msg;
+    reply(&serde_json::json!({ "data_points": [] }))
+}
+
+/// `GET|POST .../2.0/mlflow/gateway-proxy`: MLflow answers as an empty AI gateway when no
+/// deployments target is configured; this server proxies no gateway.
+pub async fn gateway_proxy() -> ApiResult {
+    reply(&serde_json::json!({ "endpoints": [] }))
+}
