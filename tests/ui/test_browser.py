@@ -5,12 +5,11 @@ views of a text file and a PNG, a registered model with versions, a stage and an
 
 Every page fails its test on a console error or on a 4xx/5xx answer to a request the UI made,
 except `users/current` (404 without basic auth, as MLflow answers it). Screenshots go to
-a temporary folder printed at the end (MLFLOW_UI_SCREENSHOTS chooses one)."""
+pytest's temporary folder, printed at the end (MLFLOW_UI_SCREENSHOTS chooses one)."""
 
 import os
 import shutil
 import sys
-import tempfile
 import urllib.parse
 from pathlib import Path
 
@@ -28,9 +27,10 @@ TIMEOUT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
-def shots():
+def shots(tmp_path_factory):
+    # pytest's temporary folders: the last three sessions' are kept, older ones removed.
     chosen = os.environ.get("MLFLOW_UI_SCREENSHOTS")
-    folder = Path(chosen) if chosen else Path(tempfile.mkdtemp(prefix="mlflow-ui-shots-"))
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     yield folder
     print(f"\nscreenshots in {folder}")
