@@ -11,6 +11,8 @@ pub mod error;
 pub mod http;
 pub mod input;
 pub mod mlmodel;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod pool;
 pub mod python;
 pub mod resolve;
@@ -60,27 +62,47 @@ pub fn fetch_model(uri: &str) -> Result<LocalModel, ServingError> {
     })
 }
 
-/// Whether `model` is scored in this process, without Python.
-pub fn serves_natively(_model: &MlModel) -> bool {
-    false
+/// Whether `model` is scored in this process, without Python: models with an onnx flavor,
+/// when this binary has the `onnx` feature.
+pub fn serves_natively(model: &MlModel) -> bool {
+    cfg!(feature = "onnx") && model.flavor("onnx").is_some()
 }
 
 /// What scores requests for a served model.
 #[derive(Clone)]
 pub enum Scorer {
-    Python { pool: Pool, schema: Option<Schema> },
+    Python {
+        pool: Pool,
+        schema: Option<Schema>,
+    },
+    #[cfg(feature = "onnx")]
+    Onnx {
+        model: std::sync::Arc<onnx::OnnxModel>,
+        schema: Option<Schema>,
+    },
 }
 
 impl Scorer {
     pub fn input_schema(&self) -> Option<&Schema> {
         match self {
             Scorer::Python { schema, .. } => schema.as_ref(),
+            #[cfg(feature = "onnx")]
+            Scorer::Onnx { schema, .. } => schema.as_ref(),
         }
     }
 
     pub async fn score(&self, payload: Payload) -> Answer {
         match self {
             Scorer::Python { pool, .. } => pool.score(payload).await,
+            #[cfg(feature = "onnx")]
+            Scorer::Onnx { model, .. } => {
+                let model = model.clone();
+                tokio::task::spawn_blocking(move || model.score(&payload))
+                    .await
+                    .unwrap_or_else(|e| {
+                        ScoringError::internal(format!("the ONNX model failed: {e}")).into()
+                    })
+            }
         }
     }
 }
@@ -99,6 +121,15 @@ pub async fn start_scorer(
     options: &ScorerOptions,
 ) -> Result<Scorer, ServingError> {
     let model = &local.model;
+    #[cfg(feature = "onnx")]
+    if serves_natively(model) {
+        let loaded = onnx::OnnxModel::load(model)?;
+        eprintln!("Scoring the ONNX model natively (tract)");
+        return Ok(Scorer::Onnx {
+            model: std::sync::Arc::new(loaded),
+            schema: model.signature.inputs.clone(),
+        });
+    }
     if model.flavor("python_function").is_none() {
         return Err(ServingError::Unsupported(format!(
             "{} has no python_function or onnx flavor (it has {}): it cannot be served",
