@@ -31,12 +31,14 @@ def auth_db_uri(backend, tmp):
 class AuthServer:
     """A server with basic auth: its tracking store and its auth database."""
 
-    def __init__(self, binary, tmp, auth_uri, backend_uri=None, default_permission="READ", env=None):
+    def __init__(
+        self, binary, tmp, auth_uri, backend_uri=None, default_permission="READ", env=None, extra_ini=""
+    ):
         Path(tmp).mkdir(parents=True, exist_ok=True)
         ini = Path(tmp) / "auth.ini"
         ini.write_text(
             f"[mlflow]\ndefault_permission = {default_permission}\n"
-            f"database_uri = {auth_uri}\nadmin_username = admin\n"
+            f"database_uri = {auth_uri}\nadmin_username = admin\n{extra_ini}"
         )
         extra_env = {
             "MLFLOW_AUTH_CONFIG_PATH": str(ini),
@@ -323,4 +325,32 @@ def test_the_server_refuses_to_start_without_an_admin_password():
                 env={"MLFLOW_AUTH_ADMIN_PASSWORD": None},
             )
     finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.mark.ours_only
+def test_cached_logins_end_with_a_password_change_or_deletion(monkeypatch):
+    """MLflow's opt-in login cache (auth_cache_ttl_seconds): changes through the API apply at once."""
+    from mlflow.server import get_app_client
+
+    tmp = tempfile.mkdtemp(prefix="mlflow-e2e-auth-cache-")
+    srv = AuthServer(
+        server_choice(), tmp, f"sqlite:///{Path(tmp) / 'auth.db'}", extra_ini="auth_cache_ttl_seconds = 300\n"
+    )
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+        client = get_app_client("basic-auth", tracking_uri=srv.url)
+        client.create_user("cached", PASSWORD)
+        url = srv.url + "/api/2.0/mlflow/experiments/search?max_results=1"
+        for _ in range(2):
+            assert requests.get(url, auth=("cached", PASSWORD), timeout=30).status_code == 200
+        assert requests.get(url, auth=("cached", PASSWORD + "x"), timeout=30).status_code == 401
+        client.update_user_password("cached", "cached-password-2")
+        assert requests.get(url, auth=("cached", PASSWORD), timeout=30).status_code == 401
+        assert requests.get(url, auth=("cached", "cached-password-2"), timeout=30).status_code == 200
+        client.delete_user("cached")
+        assert requests.get(url, auth=("cached", "cached-password-2"), timeout=30).status_code == 401
+    finally:
+        srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -19,6 +19,9 @@ pub struct AuthConfig {
     pub admin_password: Option<String>,
     /// Failed logins from one client within a minute before it is answered 429.
     pub max_failed_logins: u32,
+    /// MLflow's login cache: seconds a successful login is remembered (0: off) and entries.
+    pub auth_cache_ttl_seconds: u64,
+    pub auth_cache_max_size: usize,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -103,7 +106,15 @@ impl AuthConfig {
                 ))
             })?,
         };
+        let number = |key: &str, default: u64| match get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| ConfigError(format!("{key} must be a whole number; got '{v}'"))),
+        };
         Ok(AuthConfig {
+            auth_cache_ttl_seconds: number("auth_cache_ttl_seconds", 0)?,
+            auth_cache_max_size: number("auth_cache_max_size", 10_000)? as usize,
             default_permission,
             database_uri: required("database_uri")?,
             admin_username: non_empty(env_username.or_else(|| get("admin_username"))),

@@ -4,6 +4,7 @@
 //! each route needs ([`rules`]) and the failed-login limit ([`limiter`]). The HTTP glue is in
 //! `http::auth`.
 
+pub mod cache;
 pub mod config;
 pub mod hash;
 pub mod limiter;
@@ -31,6 +32,7 @@ pub struct Auth {
     pub config: Arc<AuthConfig>,
     pub store: AuthStore,
     pub limiter: Arc<limiter::Limiter>,
+    pub logins: Arc<cache::LoginCache>,
 }
 
 /// A password that MLflow's policy refuses.
@@ -65,6 +67,10 @@ impl Auth {
         let store = AuthStore::open(&config.database_uri).await?;
         let auth = Auth {
             limiter: Arc::new(limiter::Limiter::new(config.max_failed_logins)),
+            logins: Arc::new(cache::LoginCache::new(
+                config.auth_cache_ttl_seconds,
+                config.auth_cache_max_size,
+            )),
             config: Arc::new(config),
             store,
         };
@@ -123,6 +129,9 @@ impl Auth {
 
     /// The user whose credentials these are, or `None`.
     pub async fn authenticate(&self, username: &str, password: &str) -> Result<Option<User>> {
+        if let Some(user) = self.logins.get(username, password) {
+            return Ok(Some(user));
+        }
         let Some(user) = self.store.find_user(username).await? else {
             // Spend the same time as for a real user, so timing does not tell names apart.
             let _ = verify_password(DUMMY_HASH, password).await;
@@ -138,6 +147,7 @@ impl Auth {
             );
             return Ok(None);
         }
+        self.logins.put(username, password, &user);
         Ok(Some(user))
     }
 

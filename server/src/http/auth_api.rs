@@ -175,6 +175,7 @@ async fn update_password(
     auth.store
         .update_password(&username, &hash_password(&password).await?)
         .await?;
+    auth.logins.forget(&username);
     empty()
 }
 
@@ -186,10 +187,9 @@ async fn update_admin(State(state): State<AppState>, Message(m): Message) -> Api
         Some(serde_json::Value::String(s)) => s.eq_ignore_ascii_case("true"),
         _ => return Err(MlflowError::missing("is_admin").into()),
     };
-    auth(&state)?
-        .store
-        .update_admin(&username, is_admin)
-        .await?;
+    let auth = auth(&state)?;
+    auth.store.update_admin(&username, is_admin).await?;
+    auth.logins.forget(&username);
     empty()
 }
 
@@ -206,7 +206,9 @@ async fn delete_user(
         )
         .into());
     }
-    auth(&state)?.store.delete_user(&username).await?;
+    let auth = auth(&state)?;
+    auth.store.delete_user(&username).await?;
+    auth.logins.forget(&username);
     empty()
 }
 
