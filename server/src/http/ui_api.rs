@@ -13,7 +13,7 @@ use super::request::{required_str, Message};
 use super::{artifacts, ApiError, ApiResult, AppState};
 use crate::artifacts::path::proxied_location;
 use crate::artifacts::RelPath;
-use crate::error::{ErrorCode, MlflowError};
+use crate::error::MlflowError;
 use crate::wire;
 
 #[derive(Deserialize)]
@@ -71,11 +71,12 @@ async fn send_below(
     root: &str,
     path: &str,
 ) -> Result<Response, ApiError> {
+    // A 4xx, not a 501: the location may be a model-version source a client named, and the
+    // answer must be the same refusal whatever that source points to.
     let Some(base) = proxied_location(root) else {
-        return Err(ApiError(MlflowError::new(
-            ErrorCode::NotImplemented,
-            format!("Downloading artifacts stored at '{root}' is not supported by this server"),
-        )));
+        return Err(ApiError(MlflowError::invalid(format!(
+            "Artifacts stored at '{root}' are outside this server's artifact stores;              they are not served"
+        ))));
     };
     let invalid = |_| ApiError(MlflowError::invalid("Invalid path"));
     let base = RelPath::parse(base)?;
