@@ -317,8 +317,11 @@ fn user_level_install_without_root() {
 fn busy_port_is_not_mistaken_for_a_healthy_server() {
     use std::io::{BufRead, BufReader, Write};
     server_binary();
-    let inst = Install::new();
-    let other = std::net::TcpListener::bind(("127.0.0.1", inst.port)).expect("bind the port");
+    let mut inst = Install::new();
+    // Hold the port from the start: a port picked free and bound later can be taken in between
+    // by another test's connection.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+    inst.port = other.local_addr().expect("bound address").port();
     std::thread::spawn(move || {
         for stream in other.incoming().flatten() {
             let mut line = String::new();
