@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use mlflow_server::artifacts::ArtifactRepo;
+use mlflow_server::artifacts::{ArtifactRepo, ServedRoots};
 use mlflow_server::cli::models::{ModelsArgs, ModelsCommand};
 use mlflow_server::cli::{Cli, Command, ServerArgs};
 use mlflow_server::client;
@@ -194,6 +194,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         auth,
         ui,
         tracking: Tracking::new(store.clone()),
+        roots: ServedRoots::new(artifacts.clone(), &config.default_artifact_root),
         artifacts,
         config: Arc::new(config),
     };

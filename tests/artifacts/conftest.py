@@ -178,10 +178,14 @@ def _emu_python(code, env):
     subprocess.run([str(EMU_VENV / "bin/python"), "-c", code], check=True, env={**os.environ, **env})
 
 
-def start_backend(kind, request):
-    """Starts our server with its artifacts on `kind` (local, s3, azure or gcs)."""
+def start_backend(kind, request, flag="--artifacts-destination"):
+    """Starts our server with its artifacts on `kind` (local, s3, azure or gcs): its proxied
+    store by default, or with flag="--default-artifact-root" the root where runs' artifacts
+    are written directly (not proxied)."""
     if kind == "local":
-        return Server()
+        if flag == "--artifacts-destination":
+            return Server()
+        return Server([flag, Path(tempfile.mkdtemp(prefix="mlflow-root-")).as_uri()])
     name = "b" + uuid.uuid4().hex[:12]
     if kind == "s3":
         endpoint = request.getfixturevalue("moto")
@@ -192,7 +196,7 @@ def start_backend(kind, request):
             f".create_bucket(Bucket='{name}')",
             env,
         )
-        return Server(["--artifacts-destination", f"s3://{name}/prefix"], env)
+        return Server([flag, f"s3://{name}/prefix"], env)
     if kind == "azure":
         conn = request.getfixturevalue("azurite")
         env = {"AZURE_STORAGE_CONNECTION_STRING": conn}
@@ -203,11 +207,11 @@ def start_backend(kind, request):
             env,
         )
         dest = f"wasbs://{name}@{AZURITE_ACCOUNT}.blob.core.windows.net/prefix"
-        return Server(["--artifacts-destination", dest], env)
+        return Server([flag, dest], env)
     if kind == "gcs":
         emulator = request.getfixturevalue("fake_gcs")
         requests.post(f"{emulator}/storage/v1/b", json={"name": name}, timeout=10).raise_for_status()
-        return Server(["--artifacts-destination", f"gs://{name}/prefix"],
+        return Server([flag, f"gs://{name}/prefix"],
                       {"STORAGE_EMULATOR_HOST": emulator})
     raise ValueError(kind)
 

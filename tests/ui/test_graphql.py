@@ -142,3 +142,90 @@ def test_ui_rest_extras(data):
     assert requests.get(url + "/ajax-api/3.0/mlflow/ui-telemetry").json()["disable_ui_telemetry"] is True
     assert requests.post(url + "/ajax-api/3.0/mlflow/ui-telemetry", json={"records": [{"a": 1}]}).status_code == 200
     assert requests.get(url + "/ajax-api/2.0/mlflow/gateway-proxy").json() == {"endpoints": []}
+
+
+def test_query_limits(data):
+    """MLflow's guard (test_graphql_handler_batching_raise_error): root fields and aliases
+    (10 by default), depth 10 and 1000 selections, checked before anything runs."""
+    fields = " ".join(f'k{i}: test(inputString: "a") {{ output }}' for i in range(12))
+    body = gql(data, f"query q {{ {fields} }}", operationName="q")
+    assert body["data"] is None
+    assert body["errors"] == [
+        "GraphQL queries should have at most 10 root fields, got 12 root fields. To increase the limit, "
+        "set the MLFLOW_SERVER_GRAPHQL_MAX_ROOT_FIELDS environment variable."
+    ]
+    assert gql(data, " ".join(["{", fields.split(" k10:")[0], "}"]))["errors"] is None  # 10 pass
+    aliases = " ".join(f"e{i}: experiment {{ name }}" for i in range(12))
+    body = gql(data, f'{{ mlflowGetExperiment(input: {{experimentId: "{data["exp"]}"}}) {{ {aliases} }} }}')
+    assert body["data"] is None and "queries should have at most 10 aliases, got 12 aliases" in body["errors"][0]
+    inner = "name"
+    for _ in range(12):
+        inner = f"name {{ {inner} }}"
+    body = gql(data, f'{{ mlflowGetExperiment(input: {{experimentId: "1"}}) {{ experiment {{ {inner} }} }} }}')
+    assert body == {"data": None, "errors": ["Query exceeds maximum depth of 10"]}
+    wide = " ".join(f"f{i} {{ name }}" for i in range(1002))
+    body = gql(data, f'{{ mlflowGetExperiment(input: {{experimentId: "1"}}) {{ experiment {{ {wide} }} }} }}')
+    assert body == {"data": None, "errors": ["Query exceeds maximum total selections of 1000"]}
+
+
+def test_root_field_limit_from_the_environment(tmp_path):
+    srv = ServerProcess(our_binary(), tmp_path, extra_env={"MLFLOW_SERVER_GRAPHQL_MAX_ROOT_FIELDS": "2"})
+    try:
+        fields = " ".join(f"k{i}: test {{ output }}" for i in range(3))
+        body = gql({"url": srv.url}, f"{{ {fields} }}")
+        assert "at most 2 root fields, got 3" in body["errors"][0]
+        assert "MLFLOW_SERVER_GRAPHQL_MAX_ROOT_FIELDS" in body["errors"][0]
+    finally:
+        srv.stop()
+
+
+def test_search_datasets_mutation(data):
+    """MLflow's test_search_datasets_graphql: the experiment page's dataset list."""
+    body = gql(
+        data,
+        f'mutation m {{ mlflowSearchDatasets(input: {{experimentIds: ["{data["exp"]}"]}}) '
+        "{ datasetSummaries { experimentId name digest context } } }",
+        operationName="m",
+    )
+    assert body["errors"] is None
+    (summary,) = body["data"]["mlflowSearchDatasets"]["datasetSummaries"]
+    assert summary["experimentId"] == data["exp"] and summary["name"] == "train"
+    assert summary["context"] == "training" and summary["digest"]
+    body = gql(data, "mutation { mlflowSearchDatasets(input: {experimentIds: []}) { datasetSummaries { name } } }")
+    assert body["data"] == {"mlflowSearchDatasets": None}
+    assert body["errors"] == ["SearchDatasets request must specify at least one experiment_id."]
+
+
+def test_search_datasets_without_context(tmp_path):
+    import mlflow
+    import numpy as np
+
+    srv = ServerProcess(our_binary(), tmp_path)
+    try:
+        mlflow.set_tracking_uri(srv.url)
+        exp = mlflow.create_experiment("no-context")
+        with mlflow.start_run(experiment_id=exp):
+            mlflow.log_input(mlflow.data.from_numpy(np.arange(3), name="plain"))
+        body = gql(
+            {"url": srv.url},
+            f'mutation {{ mlflowSearchDatasets(input: {{experimentIds: ["{exp}"]}}) {{ datasetSummaries {{ name context }} }} }}',
+        )
+        # Unset in REST, the proto default in GraphQL, as MLflow answers.
+        assert body["data"]["mlflowSearchDatasets"]["datasetSummaries"] == [{"name": "plain", "context": ""}]
+    finally:
+        srv.stop()
+
+
+def test_list_artifacts_sizes(data):
+    """MLflow's test_list_artifacts_graphql: a directory's fileSize is "0"."""
+    body = gql(
+        data,
+        f'{{ files: mlflowListArtifacts(input: {{runId: "{data["runs"][0]}"}}) {{ files {{ path isDir fileSize }} }} }}',
+    )
+    assert body["data"]["files"]["files"] == [{"path": "model", "isDir": True, "fileSize": "0"}]
+    body = gql(
+        data,
+        f'{{ sub: mlflowListArtifacts(input: {{runId: "{data["runs"][0]}", path: "model"}}) '
+        "{ files { path isDir fileSize } } }",
+    )
+    assert body["data"]["sub"]["files"] == [{"path": "model/MLmodel", "isDir": False, "fileSize": "21"}]

@@ -6,7 +6,9 @@ mod gcs;
 mod mime;
 pub mod path;
 mod repo;
+pub mod roots;
 
 pub use mime::mime_type;
 pub use path::RelPath;
 pub use repo::{ArtifactRepo, Download, FileEntry};
+pub use roots::{Located, ServedRoots};

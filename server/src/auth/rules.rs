@@ -130,7 +130,7 @@ pub fn rule(method: &Method, path: &str) -> Rule {
         | "experiments/set-experiment-tag"
         | "experiments/delete-experiment-tag" => Experiment(Update),
         "experiments/delete" | "experiments/restore" => Experiment(Delete),
-        "runs/create" => CreateRun,
+        "runs/create" | "runs/create-promptlab-run" => CreateRun,
         "runs/get" | "metrics/get-history" | "artifacts/list" => Run(Read),
         "runs/delete" | "runs/restore" => Run(Delete),
         "runs/update" | "runs/log-metric" | "runs/log-parameter" | "runs/log-batch"

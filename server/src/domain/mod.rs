@@ -5,6 +5,7 @@ pub mod assessments;
 pub mod datasets;
 pub mod model_history;
 pub mod paging;
+pub mod promptlab;
 pub mod registry;
 pub mod run_names;
 pub mod scorers;

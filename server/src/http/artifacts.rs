@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use super::reply::{empty, reply};
 use super::request::{required_str, Message};
 use super::{ApiError, ApiResult, AppState};
-use crate::artifacts::path::proxied_location;
 use crate::artifacts::{mime_type, ArtifactRepo, FileEntry, RelPath};
 use crate::error::{ErrorCode, MlflowError};
 use crate::wire;
@@ -27,7 +26,7 @@ fn repo(app: &AppState) -> Result<&ArtifactRepo, ApiError> {
 }
 
 #[derive(Serialize)]
-struct FileInfo {
+pub(super) struct FileInfo {
     path: String,
     is_dir: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -35,11 +34,11 @@ struct FileInfo {
 }
 
 #[derive(Serialize)]
-struct Listing {
+pub(super) struct Listing {
     #[serde(skip_serializing_if = "Option::is_none")]
-    root_uri: Option<String>,
+    pub root_uri: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    files: Vec<FileInfo>,
+    pub files: Vec<FileInfo>,
 }
 
 fn file_infos(entries: Vec<FileEntry>, base: &str) -> Vec<FileInfo> {
@@ -117,11 +116,56 @@ pub async fn download(
 ) -> Result<Response, ApiError> {
     let repo = repo(&app)?;
     let file = RelPath::parse_file(&raw)?;
+    send_file(repo, &file, &headers).await
+}
+
+/// MLflow's Content-Disposition: a download, never shown inline (that would let an artifact
+/// run script on this server's origin). The name is quoted only when it must be, as Flask
+/// writes it; a non-ASCII name also goes in `filename*`.
+fn disposition(name: &str) -> String {
+    const TOKEN: &str = "!#$%&'*+-.^_`|~";
+    let is_token = |c: char| c.is_ascii_alphanumeric() || TOKEN.contains(c);
+    let ascii: String = name
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .collect();
+    let simple = if !ascii.is_empty() && ascii.chars().all(is_token) {
+        ascii.clone()
+    } else {
+        format!("\"{}\"", ascii.replace('\\', "\\\\").replace('"', "\\\""))
+    };
+    if ascii.len() == name.len() {
+        return format!("attachment; filename={simple}");
+    }
+    // Python's `quote` with Flask's safe set.
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'!')
+        .remove(b'#')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'+')
+        .remove(b'^')
+        .remove(b'`')
+        .remove(b'|');
+    let encoded = percent_encoding::utf8_percent_encode(name, KEEP);
+    format!("attachment; filename={simple}; filename*=UTF-8''{encoded}")
+}
+
+/// Streams one file of `repo` with MLflow's content type and disposition; `Range` honoured.
+pub(super) async fn send_file(
+    repo: &ArtifactRepo,
+    file: &RelPath,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     // The size is needed to resolve suffix ranges; one metadata call covers it.
-    let whole = match repo.get(&file, None).await {
+    let whole = match repo.get(file, None).await {
         Ok(d) => d,
         Err(e) if e.code == ErrorCode::ResourceDoesNotExist => {
-            if repo.is_dir(&file).await? {
+            if repo.is_dir(file).await? {
                 return Err(ApiError(MlflowError::invalid(format!(
                     "'{}' is a directory, not a file",
                     file.as_str()
@@ -134,11 +178,11 @@ pub async fn download(
         }
         Err(e) => return Err(e.into()),
     };
-    let range = parse_range(&headers, whole.size)?;
+    let range = parse_range(headers, whole.size)?;
     let download = match range {
         Some(r) => {
             drop(whole);
-            repo.get(&file, Some(r)).await?
+            repo.get(file, Some(r)).await?
         }
         None => whole,
     };
@@ -155,11 +199,7 @@ pub async fn download(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        file.file_name().replace(['"', '\\'], "_")
-    );
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
+    if let Ok(v) = HeaderValue::from_str(&disposition(file.file_name())) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     match download.range {
@@ -215,7 +255,7 @@ pub(super) struct RunList {
 }
 
 /// MLflow's one word for any artifact path it refuses on the tracking API.
-fn checked_path(raw: &str) -> Result<RelPath, ApiError> {
+pub(super) fn checked_path(raw: &str) -> Result<RelPath, ApiError> {
     RelPath::parse(raw).map_err(|err| {
         tracing::debug!(reason = %err.message, "artifact path refused");
         ApiError(MlflowError::invalid("Invalid path"))
@@ -223,31 +263,35 @@ fn checked_path(raw: &str) -> Result<RelPath, ApiError> {
 }
 
 /// `GET .../mlflow/artifacts/list`: a run's artifacts below `path`, paths relative to
-/// the run's artifact root. Only that run's location is reachable, and only when it is a
-/// proxied location (`mlflow-artifacts:` or an `http(s)` URL of the artifact route): this
-/// server never lists a location a client named (`file://`, `s3://`) directly.
+/// the run's artifact root. Only locations in this server's own stores are listed (see
+/// [`crate::artifacts::roots`]).
 pub async fn list_run(State(app): State<AppState>, msg: Message) -> ApiResult {
     let q: RunList = msg.parse()?;
     let run_id = required_str(q.run_id.filter(|s| !s.is_empty()).or(q.run_uuid), "run_id")?;
     let sub = checked_path(q.path.as_deref().unwrap_or(""))?;
     let run = app.tracking.get_run(&run_id).await?;
     let root_uri = run.info.artifact_uri.clone();
-    let Some(run_root) = proxied_location(&root_uri) else {
-        return Err(ApiError(MlflowError::new(
-            ErrorCode::NotImplemented,
-            format!("Listing artifacts stored at '{root_uri}' is not supported by this server"),
-        )));
-    };
-    let run_root = RelPath::parse(run_root)?;
-    let dir = run_root.join(&sub);
-    if !dir.starts_with(&run_root) {
-        return Err(ApiError(MlflowError::invalid("Invalid path")));
-    }
-    let entries = repo(&app)?.list(&dir).await?;
+    let files = list_below(&app, &root_uri, &sub).await?;
     reply(&Listing {
         root_uri: Some(root_uri),
-        files: file_infos(entries, sub.as_str()),
+        files,
     })
+}
+
+/// The entries directly below `sub` in the artifact location `root_uri`, their paths
+/// relative to that location.
+pub(super) async fn list_below(
+    app: &AppState,
+    root_uri: &str,
+    sub: &RelPath,
+) -> Result<Vec<FileInfo>, ApiError> {
+    let located = app.roots.locate(root_uri)?;
+    let dir = located.path.join(sub);
+    if !dir.starts_with(&located.path) {
+        return Err(ApiError(MlflowError::invalid("Invalid path")));
+    }
+    let entries = located.repo.list(&dir).await?;
+    Ok(file_infos(entries, sub.as_str()))
 }
 
 /// The 503 MLflow answers on tracking routes of an `--artifacts-only` server.
@@ -279,5 +323,25 @@ mod tests {
         assert!(range("bytes=0-1,5-6", 100).is_err());
         assert!(range("items=0-1", 100).is_err());
         assert!(parse_range(&HeaderMap::new(), 5).unwrap().is_none());
+    }
+
+    #[test]
+    fn dispositions() {
+        assert_eq!(
+            disposition("a+step+1.png"),
+            "attachment; filename=a+step+1.png"
+        );
+        assert_eq!(
+            disposition("my file.txt"),
+            "attachment; filename=\"my file.txt\""
+        );
+        assert_eq!(
+            disposition("q\"b.txt"),
+            "attachment; filename=\"q\\\"b.txt\""
+        );
+        assert_eq!(
+            disposition("é.txt"),
+            "attachment; filename=.txt; filename*=UTF-8''%C3%A9.txt"
+        );
     }
 }

@@ -36,11 +36,33 @@ impl IntoResponse for ApiError {
 }
 
 /// The answer for a route that does not exist; the client reads 404 as ENDPOINT_NOT_FOUND.
-pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+/// A path with repeated slashes (`//model-versions/get-artifact`) is redirected (308) to
+/// its merged form first, as Flask's router does for MLflow.
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    if path.contains("//") {
+        let mut merged = String::with_capacity(path.len());
+        for c in path.chars() {
+            if !(c == '/' && merged.ends_with('/')) {
+                merged.push(c);
+            }
+        }
+        if let Some(q) = uri.query() {
+            merged = format!("{merged}?{q}");
+        }
+        if let Ok(location) = header::HeaderValue::from_str(&merged) {
+            return (
+                StatusCode::PERMANENT_REDIRECT,
+                [(header::LOCATION, location)],
+            )
+                .into_response();
+        }
+    }
     ApiError(MlflowError::new(
         ErrorCode::EndpointNotFound,
-        format!("No API endpoint matches {}", uri.path()),
+        format!("No API endpoint matches {path}"),
     ))
+    .into_response()
 }
 
 /// The answer for a known route called with the wrong method.

@@ -1,14 +1,17 @@
 //! Logged-model endpoints (`/mlflow/logged-models...`), which MLflow 3's `log_model`,
-//! `runs:/` downloads and model loading all go through.
+//! `runs:/` downloads and model loading all go through, and the UI's listing and download
+//! of a model's artifacts (`artifacts/directories`, `artifacts/files`).
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::reply::{empty, reply, Field, PageReply};
 use super::request::{required, required_str, Message};
-use super::{ApiError, ApiResult, AppState};
-use crate::error::MlflowError;
+use super::{artifacts, ui_api, ApiError, ApiResult, AppState};
+use crate::error::{ErrorCode, MlflowError};
 use crate::service::{DatasetIn, ModelOrderIn};
 use crate::wire::{self, KeyValue};
 
@@ -192,4 +195,57 @@ pub async fn search(State(app): State<AppState>, msg: Message) -> ApiResult {
         )
         .await?;
     reply(&PageReply::new("models", page).omit_empty())
+}
+
+#[derive(Deserialize)]
+struct ArtifactDir {
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    artifact_directory_path: Option<String>,
+}
+
+/// `GET .../mlflow/logged-models/{id}/artifacts/directories?artifact_directory_path=..`:
+/// the entries directly below a directory of the model's artifacts (its root by default).
+pub async fn list_artifacts(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    msg: Message,
+) -> ApiResult {
+    let q: ArtifactDir = msg.parse()?;
+    let sub = artifacts::checked_path(q.artifact_directory_path.as_deref().unwrap_or(""))?;
+    let model = app.tracking.get_logged_model(&id, false).await?;
+    let root_uri = model.info.artifact_uri;
+    let files = artifacts::list_below(&app, &root_uri, &sub).await?;
+    reply(&artifacts::Listing {
+        root_uri: Some(root_uri),
+        files,
+    })
+}
+
+#[derive(Deserialize)]
+struct ArtifactFile {
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    artifact_file_path: Option<String>,
+}
+
+/// `GET /ajax-api/2.0/mlflow/logged-models/{id}/artifacts/files?artifact_file_path=..`:
+/// one file of the model's artifacts, sent as `/get-artifact` sends a run's.
+pub async fn artifact_file(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    msg: Message,
+) -> Result<Response, ApiError> {
+    let q: ArtifactFile = msg.parse()?;
+    let raw = q
+        .artifact_file_path
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            MlflowError::new(
+                ErrorCode::BadRequest,
+                "Request must include the \"artifact_file_path\" query parameter.",
+            )
+        })?;
+    let path = ui_api::safe_path(&raw)?;
+    let model = app.tracking.get_logged_model(&id, false).await?;
+    ui_api::send_below(&app, &headers, &model.info.artifact_uri, &path).await
 }

@@ -14,6 +14,7 @@ mod graphql;
 mod infra;
 mod logged_models;
 mod otlp;
+mod promptlab;
 mod registry;
 mod reply;
 pub mod request;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub tracking: Tracking,
     /// The proxied artifact root; `None` with `--no-serve-artifacts`.
     pub artifacts: Option<crate::artifacts::ArtifactRepo>,
+    /// Every store this server reads and writes run and model artifacts in.
+    pub roots: crate::artifacts::ServedRoots,
     pub config: Arc<ServerConfig>,
     /// MLflow's web UI bundle, when one is installed.
     pub ui: Option<Arc<crate::ui::assets::Bundle>>,
@@ -123,6 +126,10 @@ fn mlflow_routes() -> Router<AppState> {
             "/mlflow/logged-models/{model_id}/params",
             post(logged_models::log_params),
         )
+        .route(
+            "/mlflow/logged-models/{model_id}/artifacts/directories",
+            get(logged_models::list_artifacts),
+        )
         .merge(registry_routes())
         .merge(trace_v2_routes())
         .route("/mlflow/metrics/get-history", get(runs::metric_history))
@@ -133,6 +140,21 @@ fn mlflow_routes() -> Router<AppState> {
         .route(
             "/mlflow/metrics/get-history-bulk",
             get(runs::metric_history_bulk),
+        )
+}
+
+/// Routes MLflow serves under `/ajax-api/2.0` only (Flask routes of the UI, not part of
+/// the REST API).
+fn ajax_only_routes() -> Router<AppState> {
+    Router::new()
+        .route("/mlflow/upload-artifact", post(ui_api::upload_artifact))
+        .route(
+            "/mlflow/logged-models/{model_id}/artifacts/files",
+            get(logged_models::artifact_file),
+        )
+        .route(
+            "/mlflow/runs/create-promptlab-run",
+            post(promptlab::create_run),
         )
 }
 
@@ -321,6 +343,11 @@ pub fn router(state: AppState) -> Router {
     } else {
         v3_routes()
     };
+    let ajax_only = if state.config.artifacts_only {
+        Router::new()
+    } else {
+        ajax_only_routes()
+    };
     let (users_v2, users_v3) = if state.auth.is_some() {
         (auth_api::routes_v2(), auth_api::routes_v3())
     } else {
@@ -344,7 +371,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/3.0", v3.clone())
         .nest("/ajax-api/3.0", v3)
         .nest("/api/2.0", artifact_routes().merge(tracking.clone()))
-        .nest("/ajax-api/2.0", artifact_routes().merge(tracking))
+        .nest(
+            "/ajax-api/2.0",
+            artifact_routes().merge(ajax_only).merge(tracking),
+        )
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(error::not_found);
     let app = match prefix.as_deref() {

@@ -1,17 +1,18 @@
 //! The routes only the web UI calls: artifact downloads by run or model version
-//! (`/get-artifact`, `/model-versions/get-artifact`), the experiment page's dataset list
+//! (`/get-artifact`, `/model-versions/get-artifact`), the artifact upload of the run page
+//! (`upload-artifact`), the experiment page's dataset list
 //! (`experiments/search-datasets`) and the UI's telemetry (`ui-telemetry`, accepted and
 //! dropped: this server sends no telemetry anywhere).
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::reply::{reply, Field};
-use super::request::{required_str, Message};
+use super::request::{query_to_json, required_str, Message};
 use super::{artifacts, ApiError, ApiResult, AppState};
-use crate::artifacts::path::proxied_location;
 use crate::artifacts::RelPath;
 use crate::error::MlflowError;
 use crate::wire;
@@ -26,6 +27,15 @@ struct VersionArtifact {
     path: Option<String>,
 }
 
+/// An artifact path from a query, checked as MLflow checks it before anything is read:
+/// any refusal is MLflow's one message, `Invalid path`.
+pub(super) fn safe_path(raw: &str) -> Result<RelPath, ApiError> {
+    RelPath::parse_file(raw).map_err(|err| {
+        tracing::debug!(reason = %err.message, "artifact path refused");
+        ApiError(MlflowError::invalid("Invalid path"))
+    })
+}
+
 /// `GET /get-artifact?run_uuid=..&path=..`: a file of the run's artifacts.
 pub async fn run_artifact(
     State(app): State<AppState>,
@@ -33,10 +43,10 @@ pub async fn run_artifact(
     msg: Message,
 ) -> Result<Response, ApiError> {
     let q: artifacts::RunList = msg.parse()?;
+    let path = safe_path(&required_str(q.path, "path")?)?;
     let run_id = required_str(q.run_id.filter(|s| !s.is_empty()).or(q.run_uuid), "run_id")?;
-    let path = required_str(q.path, "path")?;
     let run = app.tracking.get_run(&run_id).await?;
-    send_below(app, headers, &run.info.artifact_uri, &path).await
+    send_below(&app, &headers, &run.info.artifact_uri, &path).await
 }
 
 /// `GET /model-versions/get-artifact?name=..&version=..&path=..`: a file of the version's
@@ -47,9 +57,9 @@ pub async fn version_artifact(
     msg: Message,
 ) -> Result<Response, ApiError> {
     let q: VersionArtifact = msg.parse()?;
+    let path = safe_path(&required_str(q.path, "path")?)?;
     let name = required_str(q.name, "name")?;
     let version = required_str(q.version, "version")?;
-    let path = required_str(q.path, "path")?;
     let mut root = app
         .tracking
         .get_model_version_download_uri(&name, &version)
@@ -60,31 +70,74 @@ pub async fn version_artifact(
         let run = app.tracking.get_run(run_id).await?;
         root = format!("{}/{sub}", run.info.artifact_uri.trim_end_matches('/'));
     }
-    send_below(app, headers, &root, &path).await
+    send_below(&app, &headers, &root, &path).await
 }
 
-/// Streams `path` below the artifact location `root`, which must be served by this server
-/// (it never reads a location a client named, such as `file://` or `s3://`).
-async fn send_below(
-    app: AppState,
-    headers: HeaderMap,
+/// Streams `path` below the artifact location `root`, which must lie in one of this
+/// server's stores (a model-version source a client named elsewhere is refused with the
+/// same 4xx whatever it points to).
+pub(super) async fn send_below(
+    app: &AppState,
+    headers: &HeaderMap,
     root: &str,
-    path: &str,
+    path: &RelPath,
 ) -> Result<Response, ApiError> {
-    // A 4xx, not a 501: the location may be a model-version source a client named, and the
-    // answer must be the same refusal whatever that source points to.
-    let Some(base) = proxied_location(root) else {
-        return Err(ApiError(MlflowError::invalid(format!(
-            "Artifacts stored at '{root}' are outside this server's artifact stores;              they are not served"
-        ))));
-    };
-    let invalid = |_| ApiError(MlflowError::invalid("Invalid path"));
-    let base = RelPath::parse(base)?;
-    let file = base.join(&RelPath::parse_file(path).map_err(invalid)?);
-    if !file.starts_with(&base) {
+    let located = app.roots.locate(root)?;
+    let file = located.path.join(path);
+    if !file.starts_with(&located.path) {
         return Err(ApiError(MlflowError::invalid("Invalid path")));
     }
-    artifacts::download(State(app), Path(file.as_str().to_string()), headers).await
+    artifacts::send_file(&located.repo, &file, headers).await
+}
+
+#[derive(Deserialize)]
+struct Upload {
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    run_uuid: Option<String>,
+    #[serde(default, deserialize_with = "wire::opt_string")]
+    path: Option<String>,
+}
+
+/// MLflow refuses UI uploads above 10 MB.
+const MAX_UPLOAD: usize = 10 * 1024 * 1024;
+
+/// `POST .../2.0/mlflow/upload-artifact?run_uuid=..&path=..` with the file as the raw
+/// body: the UI's upload of one file into a run's artifacts. Checks run in MLflow's order
+/// (run, path, path safety, size, data) before the run is read or anything written.
+pub async fn upload_artifact(State(app): State<AppState>, uri: Uri, body: Body) -> ApiResult {
+    let q: Upload = Message(query_to_json(uri.query().unwrap_or(""))).parse()?;
+    let run_id = q
+        .run_uuid
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError(MlflowError::invalid("Request must specify run_uuid.")))?;
+    let raw = q
+        .path
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError(MlflowError::invalid("Request must specify path.")))?;
+    let path = safe_path(&raw)?;
+    let too_large = || {
+        ApiError(MlflowError::invalid(
+            "Artifact size is too large. Max size is 10MB.",
+        ))
+    };
+    let data = axum::body::to_bytes(body, MAX_UPLOAD)
+        .await
+        .map_err(|_| too_large())?;
+    if data.is_empty() {
+        return Err(MlflowError::invalid("Request must specify data.").into());
+    }
+    let run = app.tracking.get_run(&run_id).await?;
+    let located = app.roots.locate(&run.info.artifact_uri)?;
+    let file = located.path.join(&path);
+    if !file.starts_with(&located.path) {
+        return Err(ApiError(MlflowError::invalid("Invalid path")));
+    }
+    let chunk: Result<bytes::Bytes, std::convert::Infallible> = Ok(data);
+    located
+        .repo
+        .put(&file, futures::stream::iter([chunk]))
+        .await?;
+    reply(&serde_json::json!({}))
 }
 
 #[derive(Deserialize)]

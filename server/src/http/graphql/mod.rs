@@ -4,6 +4,7 @@
 //! or errors as a list of message strings. A JSON array of requests is answered with an
 //! array (batching); GET takes `query`, `variables` and `operationName` from the URL.
 
+mod limits;
 mod resolve;
 mod types;
 
@@ -82,6 +83,9 @@ async fn execute(app: &AppState, request: Value) -> Result<Value, super::ApiErro
     }
     match async_graphql::parser::parse_query(query) {
         Ok(mut doc) => {
+            if let Some(message) = limits::check(&doc) {
+                return Ok(answer(Value::Null, vec![message]));
+            }
             drop_component_directives(&mut doc);
             gql.set_parsed_query(doc);
         }

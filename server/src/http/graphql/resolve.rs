@@ -200,6 +200,14 @@ pub struct Mutation;
 
 #[Object(name = "Mutation")]
 impl Mutation {
+    async fn mlflow_search_datasets(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<SearchDatasetsInput>,
+    ) -> async_graphql::Result<Option<SearchDatasetsResponse>> {
+        fetch(ctx, crate::http::ui_api::search_datasets, &input).await
+    }
+
     async fn mlflow_search_runs(
         &self,
         ctx: &Context<'_>,

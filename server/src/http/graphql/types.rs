@@ -351,7 +351,38 @@ pub struct SearchModelVersionsResponse {
 pub struct FileInfo {
     pub path: Option<String>,
     pub is_dir: Option<bool>,
+    /// Unset for directories in the REST answer; GraphQL shows the proto default, 0.
+    #[serde(default = "zero")]
     pub file_size: Option<LongString>,
+}
+
+fn zero() -> Option<LongString> {
+    Some(LongString(0))
+}
+
+#[derive(Debug, Clone, SimpleObject, Deserialize)]
+#[graphql(name = "MlflowDatasetSummary")]
+pub struct DatasetSummary {
+    pub experiment_id: Option<String>,
+    pub name: Option<String>,
+    pub digest: Option<String>,
+    /// Unset without a context tag in the REST answer; GraphQL shows the proto default.
+    #[serde(default = "empty")]
+    pub context: Option<String>,
+}
+
+fn empty() -> Option<String> {
+    Some(String::new())
+}
+
+#[derive(Debug, Clone, SimpleObject, Deserialize)]
+#[graphql(name = "MlflowSearchDatasetsResponse")]
+pub struct SearchDatasetsResponse {
+    #[serde(default)]
+    pub dataset_summaries: Vec<DatasetSummary>,
+    #[graphql(name = "apiError")]
+    #[serde(skip)]
+    pub api_error: Option<ApiError>,
 }
 
 #[derive(Debug, Clone, SimpleObject, Deserialize)]
@@ -410,6 +441,12 @@ pub struct SearchModelVersionsInput {
     pub max_results: Option<LongString>,
     pub order_by: Option<Vec<Option<String>>>,
     pub page_token: Option<String>,
+}
+
+#[derive(Debug, InputObject, Serialize)]
+#[graphql(name = "MlflowSearchDatasetsInput")]
+pub struct SearchDatasetsInput {
+    pub experiment_ids: Option<Vec<Option<String>>>,
 }
 
 #[derive(Debug, InputObject, Serialize)]
