@@ -103,6 +103,13 @@ fn validate_plan_show_list_facts() {
             .unwrap()
             .starts_with("presets/mlflow/preset.yml:"));
     }
+    // The web UI is installed by default, from PyPI (no offline source given).
+    let ui_step = text
+        .lines()
+        .find(|l| l.contains("MLflow web UI in"))
+        .unwrap_or_else(|| panic!("no UI step in the default plan: {text}"));
+    assert!(ui_step.contains("ui install"), "{ui_step}");
+    assert!(!ui_step.contains("--from-"), "{ui_step}");
     let out = preset(&["show", "mlflow"], dir.path());
     assert!(String::from_utf8_lossy(&out.stdout).contains("tracking_uri"));
     let out = preset(&["list"], dir.path());

@@ -35,8 +35,13 @@ impl Drop for Cleanup {
 
 fn playbook(dir: &Path, name: &str, port: u16, bin: &Path, extra: &str) -> PathBuf {
     let d = dir.display();
+    // The UI (default `ui: true`) from the test venv's bundle, as `key: value` lines.
+    let ui: String = common::ui_overrides(dir)
+        .iter()
+        .map(|kv| format!("    {}\n", kv.replacen('=', ": ", 1)))
+        .collect();
     let text = format!(
-        "- preset: mlflow\n  with:\n    tracking_uri: http://0.0.0.0:{port}\n    data_dir: {d}/data\n    bin_dir: {d}/bin\n    config_dir: {d}/etc\n    unit_dir: {d}/units\n    service_name: mlflow-e2e-{port}\n    source: {{path: {}}}\n{extra}  become: true\n",
+        "- preset: mlflow\n  with:\n    tracking_uri: http://0.0.0.0:{port}\n    data_dir: {d}/data\n    bin_dir: {d}/bin\n    config_dir: {d}/etc\n    unit_dir: {d}/units\n    service_name: mlflow-e2e-{port}\n    source: {{path: {}}}\n{ui}{extra}  become: true\n",
         bin.display()
     );
     // The seed's assert block, verbatim but for the port.

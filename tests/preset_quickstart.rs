@@ -53,6 +53,18 @@ fn quickstart_lifecycle_with_the_seed_playbooks() {
         run.raw
     );
     assert_eq!(http("GET", &inst.url("/health"), None), (200, "OK".into()));
+    // The web UI (default `ui: true`, here from the test venv's bundle) is installed and
+    // served at /.
+    if let Some(bundle) = common::venv_ui_bundle() {
+        assert_eq!(
+            run.step("MLflow web UI")["status"],
+            "changed",
+            "{}",
+            run.raw
+        );
+        let index = std::fs::read_to_string(bundle.join("index.html")).expect("index.html");
+        assert_eq!(http("GET", &inst.url("/"), None), (200, index));
+    }
     let binary = inst.path("bin/mlflow");
     let version = Command::new(&binary)
         .arg("--version")
@@ -191,6 +203,21 @@ fn failed_start_shows_the_log_and_stops() {
 }
 
 /// Runs `preset` as the unprivileged `nobody` (uid 65534) with HOME in a temporary folder.
+/// Whether the `nobody` user can read `path` (every folder above it searchable).
+fn nobody_can_read(path: &Path) -> bool {
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "test",
+            "-r",
+        ])
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn preset_as_nobody(home: &Path, args: &[&str]) -> (i32, String) {
     let out = Command::new("setpriv")
         .args([
@@ -279,10 +306,37 @@ fn user_level_install_without_root() {
     }
     let _kill = Kill(pid_file.clone());
 
-    let (code, text) =
-        preset_as_nobody(h, &["apply", "-e", &uri, quickstart.to_str().unwrap_or("")]);
+    // The UI (default `ui: true`) from the test venv's bundle when `nobody` can read it, into
+    // the user-level default folder; otherwise left out.
+    let bundle = common::venv_ui_bundle().filter(|b| nobody_can_read(&b.join("index.html")));
+    let ui = match &bundle {
+        Some(b) => format!("ui_source={}", b.display()),
+        None => "ui=false".to_string(),
+    };
+    let (code, text) = preset_as_nobody(
+        h,
+        &[
+            "apply",
+            "-e",
+            &uri,
+            "-e",
+            &ui,
+            quickstart.to_str().unwrap_or(""),
+        ],
+    );
     assert_eq!(code, 0, "{text}");
     assert!(h.join(".local/bin/mlflow").is_file(), "{text}");
+    if bundle.is_some() {
+        let ui_dir = h.join(".local/share/mlflow/ui/3.17.2");
+        assert!(ui_dir.join("index.html").is_file(), "{text}");
+        let (status, page) = http("GET", &format!("http://127.0.0.1:{port}/"), None);
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(
+            page,
+            std::fs::read_to_string(ui_dir.join("index.html")).expect("index.html"),
+            "/ serves the installed UI"
+        );
+    }
     assert!(h.join(".config/mlflow/mlflow.env").is_file(), "{text}");
     assert!(pid_file.is_file(), "{text}");
     assert!(

@@ -99,7 +99,10 @@ impl Machine {
             format!("unit_dir={d}/units"),
             "user=root".into(),
             "health_timeout=30".into(),
-        ] {
+        ]
+        .into_iter()
+        .chain(common::ui_overrides(self.dir.path()))
+        {
             args.push("-e".into());
             args.push(e);
         }

@@ -160,6 +160,32 @@ pub fn self_signed(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     made.then_some((cert, key))
 }
 
+/// MLflow's UI bundle inside the official client's wheel in the test venv
+/// (tests/setup-python.sh), if it is there.
+pub fn venv_ui_bundle() -> Option<PathBuf> {
+    let lib = root().join(".venv/lib");
+    std::fs::read_dir(lib).ok()?.flatten().find_map(|python| {
+        let build = python.path().join("site-packages/mlflow/server/js/build");
+        build.join("index.html").is_file().then_some(build)
+    })
+}
+
+/// `-e` overrides that install the UI (the preset's default `ui: true`) offline from the
+/// venv's bundle into `dir/ui`, instead of downloading the wheel from PyPI in every test.
+/// Without the venv the UI is left out (`ui=false`), which fails under tests/run.
+pub fn ui_overrides(dir: &Path) -> Vec<String> {
+    match venv_ui_bundle() {
+        Some(bundle) => vec![
+            format!("ui_dir={}/ui", dir.display()),
+            format!("ui_source={}", bundle.display()),
+        ],
+        None => {
+            cannot_run("no UI bundle in .venv (tests/setup-python.sh): applied with ui=false");
+            vec!["ui=false".into()]
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -240,6 +266,7 @@ impl Install {
             format!("config_dir={d}/etc"),
             format!("unit_dir={d}/units"),
         ];
+        e.extend(ui_overrides(self.dir.path()));
         if !user.is_empty() {
             // Run as ourselves: no system user is created on this machine.
             e.push(format!("user={user}"));
