@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from e2e_support import ServerProcess, server_choice, unique_name
+from e2e_support import ServerProcess, is_oracle, server_choice, unique_name
 
 API = "/api/2.0/mlflow"
 CANARY_TEXT = "canary-3f9c2b7e-do-not-read"
@@ -212,6 +212,17 @@ def test_sources_mlflow_refuses_are_refused(server, world):
         finally:
             con.close()
         assert rows == (0,)
+
+
+def test_file_uri_with_a_host_is_refused_as_bad_input(server, world):
+    """`file://HOST/...` is refused with MLflow's message. MLflow answers it with 500; we answer
+    400, on purpose: it is bad input, not a server fault (MLflow's own
+    test_create_model_version_with_file_uri expects the 500)."""
+    name = new_model(server, "filehost")
+    r = create(server, name, source="file://123.456.789.123/path/to/source", run_id=world["run"]["run_id"])
+    assert "is not a valid remote uri" in r.json()["message"], r.text
+    assert r.status_code == (500 if is_oracle() else 400), r.text
+    assert version_count(server, name) == 0
 
 
 def test_prompt_versions_use_the_placeholder(server):
