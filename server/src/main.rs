@@ -190,11 +190,15 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         Some(auth_config) => Some(mlflow_server::auth::Auth::start(auth_config).await?),
         None => None,
     };
+    let webhooks = mlflow_server::service::WebhookSettings::from_env()
+        .and_then(|settings| mlflow_server::service::Webhooks::new(store.clone(), settings))
+        .map_err(|e| anyhow::anyhow!(e))?;
     let state = AppState {
         auth,
         ui,
         tracking: Tracking::new(store.clone()),
         roots: ServedRoots::new(artifacts.clone(), &config.default_artifact_root),
+        webhooks,
         artifacts,
         config: Arc::new(config),
     };

@@ -288,9 +288,13 @@ fn is_transient(method: &Method, status: u16) -> bool {
     matches!(status, 429 | 503) || (*method == Method::GET && matches!(status, 408 | 502 | 504))
 }
 
-/// A `Retry-After` given in seconds.
 fn retry_after(response: &reqwest::blocking::Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
+    retry_after_header(response.headers())
+}
+
+/// A `Retry-After` given in seconds.
+pub(crate) fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?;
     value
         .to_str()
         .ok()?

@@ -6,7 +6,7 @@
 //! (`| head`) or a failed request never leaves half a table behind.
 
 mod experiments;
-mod http;
+pub(crate) mod http;
 mod models;
 mod runs;
 mod settings;

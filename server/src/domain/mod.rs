@@ -14,3 +14,4 @@ pub mod source;
 pub mod time;
 pub mod traces;
 pub mod validation;
+pub mod webhooks;

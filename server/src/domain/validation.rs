@@ -238,6 +238,15 @@ pub fn validate_max_results(value: i64, limit: i64) -> Result<()> {
     Ok(())
 }
 
+/// Python's repr of a str, as MLflow's messages quote values.
+pub fn py_repr(s: &str) -> String {
+    if s.contains('\'') && !s.contains('"') {
+        format!("\"{s}\"")
+    } else {
+        format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ pub mod tls;
 mod traces;
 mod ui;
 mod ui_api;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +47,8 @@ use crate::service::Tracking;
 #[derive(Clone)]
 pub struct AppState {
     pub tracking: Tracking,
+    /// Webhooks of the registry, and their deliveries.
+    pub webhooks: crate::service::Webhooks,
     /// The proxied artifact root; `None` with `--no-serve-artifacts`.
     pub artifacts: Option<crate::artifacts::ArtifactRepo>,
     /// Every store this server reads and writes run and model artifacts in.
@@ -131,6 +134,7 @@ fn mlflow_routes() -> Router<AppState> {
             get(logged_models::list_artifacts),
         )
         .merge(registry_routes())
+        .merge(webhook_routes())
         .merge(trace_v2_routes())
         .route("/mlflow/metrics/get-history", get(runs::metric_history))
         .route(
@@ -309,6 +313,22 @@ fn registry_routes() -> Router<AppState> {
             "/mlflow/model-versions/delete-tag",
             delete(r::delete_version_tag),
         )
+}
+
+/// The webhook routes (`WebhookService`).
+fn webhook_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/mlflow/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/mlflow/webhooks/{webhook_id}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/mlflow/webhooks/{webhook_id}/test", post(webhooks::test))
 }
 
 /// The proxied artifact routes; uploads are streamed, so no body limit applies.

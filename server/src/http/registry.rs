@@ -83,10 +83,14 @@ impl Fields {
 
 pub async fn create_model(State(app): State<AppState>, msg: Message) -> ApiResult {
     let f: Fields = msg.parse()?;
+    let name = f.name()?;
     let model = app
         .tracking
-        .create_registered_model(&f.name()?, &f.tags, f.description.as_deref())
+        .create_registered_model(&name, &f.tags, f.description.as_deref())
         .await?;
+    let description = f.description.as_deref().unwrap_or("");
+    app.webhooks
+        .registered_model_created(&name, &f.tags, description);
     reply(&Field("registered_model", model))
 }
 
@@ -149,17 +153,25 @@ pub async fn latest_versions(State(app): State<AppState>, msg: Message) -> ApiRe
 
 pub async fn set_model_tag(State(app): State<AppState>, msg: Message) -> ApiResult {
     let f: Fields = msg.parse()?;
+    let (name, key) = (f.name()?, f.key()?);
+    let value = f.value.as_deref().unwrap_or("");
     app.tracking
-        .set_registered_model_tag(&f.name()?, &f.key()?, f.value.as_deref().unwrap_or(""))
+        .set_registered_model_tag(&name, &key, value)
         .await?;
+    let prompt = app.tracking.is_prompt(&name).await;
+    app.webhooks
+        .registered_model_tag(prompt, &name, &key, Some(value));
     empty()
 }
 
 pub async fn delete_model_tag(State(app): State<AppState>, msg: Message) -> ApiResult {
     let f: Fields = msg.parse()?;
+    let (name, key) = (f.name()?, f.key()?);
     app.tracking
-        .delete_registered_model_tag(&f.name()?, &f.key()?)
+        .delete_registered_model_tag(&name, &key)
         .await?;
+    let prompt = app.tracking.is_prompt(&name).await;
+    app.webhooks.registered_model_tag(prompt, &name, &key, None);
     empty()
 }
 
@@ -167,17 +179,23 @@ pub async fn delete_model_tag(State(app): State<AppState>, msg: Message) -> ApiR
 
 pub async fn set_alias(State(app): State<AppState>, msg: Message) -> ApiResult {
     let f: Fields = msg.parse()?;
+    let (name, alias, version) = (f.name()?, f.alias()?, f.version()?);
     app.tracking
-        .set_registered_model_alias(&f.name()?, &f.alias()?, &f.version()?)
+        .set_registered_model_alias(&name, &alias, &version)
         .await?;
+    let prompt = app.tracking.is_prompt(&name).await;
+    app.webhooks.alias(prompt, &name, &alias, Some(&version));
     empty()
 }
 
 pub async fn delete_alias(State(app): State<AppState>, msg: Message) -> ApiResult {
     let f: Fields = msg.parse()?;
+    let (name, alias) = (f.name()?, f.alias()?);
     app.tracking
-        .delete_registered_model_alias(&f.name()?, &f.alias()?)
+        .delete_registered_model_alias(&name, &alias)
         .await?;
+    let prompt = app.tracking.is_prompt(&name).await;
+    app.webhooks.alias(prompt, &name, &alias, None);
     empty()
 }
 
@@ -205,8 +223,9 @@ pub async fn create_version(State(app): State<AppState>, msg: Message) -> ApiRes
     };
     let version = app
         .tracking
-        .create_model_version(req, &app.config.source_policy)
+        .create_model_version(req.clone(), &app.config.source_policy)
         .await?;
+    app.webhooks.model_version_created(&req, &version.version);
     reply(&Field("model_version", version))
 }
 
@@ -277,21 +296,25 @@ pub async fn search_versions(State(app): State<AppState>, msg: Message) -> ApiRe
 
 pub async fn set_version_tag(State(app): State<AppState>, msg: Message) -> ApiResult {
     let f: Fields = msg.parse()?;
+    let (name, version, key) = (f.name()?, f.version()?, f.key()?);
+    let value = f.value.as_deref().unwrap_or("");
     app.tracking
-        .set_model_version_tag(
-            &f.name()?,
-            &f.version()?,
-            &f.key()?,
-            f.value.as_deref().unwrap_or(""),
-        )
+        .set_model_version_tag(&name, &version, &key, value)
         .await?;
+    let prompt = app.tracking.is_prompt(&name).await;
+    app.webhooks
+        .model_version_tag(prompt, &name, &version, &key, Some(value));
     empty()
 }
 
 pub async fn delete_version_tag(State(app): State<AppState>, msg: Message) -> ApiResult {
     let f: Fields = msg.parse()?;
+    let (name, version, key) = (f.name()?, f.version()?, f.key()?);
     app.tracking
-        .delete_model_version_tag(&f.name()?, &f.version()?, &f.key()?)
+        .delete_model_version_tag(&name, &version, &key)
         .await?;
+    let prompt = app.tracking.is_prompt(&name).await;
+    app.webhooks
+        .model_version_tag(prompt, &name, &version, &key, None);
     empty()
 }

@@ -4,10 +4,13 @@
 mod datasets;
 mod logged_models;
 mod registry;
+mod registry_events;
 mod scorers;
 mod sources;
 mod traces;
 mod tracking;
+mod webhook_delivery;
+mod webhooks;
 
 pub use logged_models::{DatasetIn, ModelOrderIn};
 pub use registry::{NewVersionRequest, SEARCH_MODEL_VERSIONS_MAX};
@@ -15,3 +18,4 @@ pub use sources::SourcePolicy;
 
 pub use traces::AssessmentChanges;
 pub use tracking::{LogBatch, Paged, Tracking};
+pub use webhooks::{WebhookFields, WebhookSettings, Webhooks};

@@ -23,7 +23,7 @@ pub const SEARCH_MODEL_VERSIONS_MAX: i64 = 200_000;
 const MODEL_VERSIONS_TAG: &str = "mlflow.modelVersions";
 
 /// A create-model-version request after decoding.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct NewVersionRequest {
     pub name: String,
     pub source: String,
@@ -68,7 +68,7 @@ fn parse_registry_order(target: SearchTarget, items: &[String]) -> Result<Vec<Or
 
 /// JSON as Python's `json.dumps` writes it (`", "` and `": "`, non-ASCII escaped), so the
 /// `mlflow.modelVersions` tag reads the same whichever server wrote it.
-fn python_json(value: &Value) -> String {
+pub(crate) fn python_json(value: &Value) -> String {
     match value {
         Value::Array(items) => format!(
             "[{}]",

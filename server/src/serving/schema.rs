@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::error::ScoringError;
 use super::input::Frame;
+use crate::domain::validation::py_repr;
 
 /// `MLmodel`'s `signature`.
 #[derive(Debug, Clone, Default)]
@@ -237,15 +238,6 @@ fn parse_python_float(s: &str) -> bool {
     let lower = t.to_ascii_lowercase();
     let bare = lower.trim_start_matches(['+', '-']);
     matches!(bare, "nan" | "inf" | "infinity") || t.parse::<f64>().is_ok()
-}
-
-/// Python's repr of a str.
-fn py_repr(s: &str) -> String {
-    if s.contains('\'') && !s.contains('"') {
-        format!("\"{s}\"")
-    } else {
-        format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
-    }
 }
 
 /// Python's repr of a list of str.

@@ -3,7 +3,8 @@
 //! One file or folder per aggregate: `experiments` (experiments and their tags), `runs/`
 //! (runs, their data, inputs, metric histories and the search page), `logged_models`, and
 //! `registry/` (registered models, versions, aliases), `traces/` (MLflow 3 traces and their
-//! spans), `assessments`, and the evaluation datasets (`datasets`, `dataset_records`). Around them: `search/` compiles every
+//! spans), `assessments`, the evaluation datasets (`datasets`, `dataset_records`), and the registry's
+//! `webhooks`. Around them: `search/` compiles every
 //! filter and ORDER BY, [`sql`] holds every difference between the databases, `tx` the write
 //! transactions and their retry, `pool` the connections, `group_commit` the batching of
 //! small writes, and `schema` the creation and check of MLflow's schema. This file opens the
@@ -34,6 +35,7 @@ pub mod sql;
 pub mod traces;
 mod tx;
 mod uri;
+pub mod webhooks;
 
 use sqlx::any::AnyRow;
 use sqlx::AnyPool;
