@@ -1,7 +1,8 @@
 """MLflow's own web UI, served by our binary, in Debian's chromium (headless, driven by
 playwright) with data logged by the official client: experiments list, runs table with a
 typed filter and sorting, run page with its metric chart, compare of three runs, artifact
-views of a text file and a PNG, a registered model with versions, a stage and an alias.
+views of a text file and a PNG, a logged model's artifacts, a registered model with versions,
+a stage and an alias.
 
 Every page fails its test on a console error or on a 4xx/5xx answer to a request the UI made,
 except `users/current` (404 without basic auth, as MLflow answers it). Screenshots go to
@@ -65,7 +66,12 @@ def logged(tmp_path_factory):
             client.create_model_version("ui-browser-model", f"runs:/{runs[0]}/model", run_id=runs[0])
         client.transition_model_version_stage("ui-browser-model", "1", "Production")
         client.set_registered_model_alias("ui-browser-model", "champion", "2")
-        yield {"server": srv, "exp": exp_id, "runs": runs}
+        model = client.create_logged_model(exp_id, name="ui-browser-logged")
+        src = tmp_path_factory.mktemp("logged-model")
+        (src / "MLmodel").write_text(f"artifact_path: model\nmodel_id: {model.model_id}\n")
+        (src / "notes.txt").write_text("logged model notes in chromium\n")
+        client.log_model_artifacts(model.model_id, str(src))
+        yield {"server": srv, "exp": exp_id, "runs": runs, "model": model.model_id}
     finally:
         srv.stop()
 
@@ -171,6 +177,15 @@ def test_artifacts_text_and_png(page, logged):
     page.wait_for_function(
         "() => [...document.images].some(i => i.complete && i.naturalWidth === 64 && i.naturalHeight === 48)"
     )
+
+
+def test_logged_model_artifacts(page, logged):
+    """The logged model page's artifact tab lists through `logged-models/{id}/artifacts/
+    directories` and shows a file through `artifacts/files`."""
+    goto(page, logged, f"/experiments/{logged['exp']}/models/{logged['model']}/artifacts")
+    page.get_by_text("notes.txt", exact=True).first.click()
+    page.get_by_text("logged model notes in chromium").wait_for()
+    assert page.get_by_text("MLmodel", exact=True).count() >= 1
 
 
 def test_registered_model_versions_stage_alias(page, logged):
