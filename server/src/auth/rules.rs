@@ -162,7 +162,12 @@ pub fn rule(method: &Method, path: &str) -> Rule {
         "logged-models" => CreateLoggedModel,
         "logged-models/search" => SearchLoggedModels,
         "traces" => by_method(TracesInExperiments, StartTrace),
-        "traces/search" => TracesInExperiments,
+        "traces/search" | "traces/metrics" | "traces/calculate-filter-correlation" => {
+            TracesInExperiments
+        }
+        // Issues by id are not resolved to their experiment yet: admins only (the default).
+        "issues" => Experiment(Update),
+        "issues/search" => Experiment(Read),
         "traces/get" => Trace(None, Read),
         "traces/batchGet" | "traces/batchGetInfos" => Traces,
         "traces/delete-traces" => DeleteTraces,

@@ -12,6 +12,7 @@ mod error;
 mod experiments;
 mod graphql;
 mod infra;
+mod issues;
 mod logged_models;
 mod otlp;
 mod promptlab;
@@ -22,6 +23,7 @@ mod runs;
 mod scorers;
 pub mod security;
 pub mod tls;
+mod trace_metrics;
 mod traces;
 mod ui;
 mod ui_api;
@@ -229,12 +231,24 @@ fn scorer_routes() -> Router<AppState> {
         )
 }
 
+/// The GenAI issue routes of `/api/3.0`.
+fn issue_routes() -> Router<AppState> {
+    Router::new()
+        .route("/mlflow/issues", post(issues::create))
+        .route("/mlflow/issues/search", post(issues::search))
+        .route(
+            "/mlflow/issues/{issue_id}",
+            get(issues::get).patch(issues::update),
+        )
+}
+
 /// The MLflow 3 routes of `/api/3.0`: traces, assessments, datasets, scorers, server info.
 fn v3_routes() -> Router<AppState> {
     use traces as t;
     Router::new()
         .merge(dataset_routes())
         .merge(scorer_routes())
+        .merge(issue_routes())
         .route("/mlflow/server-info", get(infra::server_info))
         .route(
             "/mlflow/ui-telemetry",
@@ -245,7 +259,11 @@ fn v3_routes() -> Router<AppState> {
             "/mlflow/assistant/providers",
             get(ui_api::assistant_providers),
         )
-        .route("/mlflow/traces/metrics", post(ui_api::trace_metrics))
+        .route("/mlflow/traces/metrics", post(trace_metrics::query))
+        .route(
+            "/mlflow/traces/calculate-filter-correlation",
+            post(trace_metrics::correlation),
+        )
         .route("/mlflow/get-trace-artifact", get(t::trace_artifact))
         .route("/mlflow/traces", post(t::start_v3))
         .route("/mlflow/traces/get", get(t::get_trace))

@@ -203,13 +203,6 @@ pub async fn assistant_providers() -> ApiResult {
     reply(&serde_json::json!({ "providers": [] }))
 }
 
-/// `POST .../3.0/mlflow/traces/metrics`: the experiment overview's trace charts. Trace
-/// metrics are not computed by this server yet; the charts show no data.
-pub async fn trace_metrics(msg: Message) -> ApiResult {
-    let _ = msg;
-    reply(&serde_json::json!({ "data_points": [] }))
-}
-
 /// `GET|POST .../2.0/mlflow/gateway-proxy`: MLflow answers as an empty AI gateway when no
 /// deployments target is configured; this server proxies no gateway.
 pub async fn gateway_proxy() -> ApiResult {

@@ -3,8 +3,8 @@
 //! One file or folder per aggregate: `experiments` (experiments and their tags), `runs/`
 //! (runs, their data, inputs, metric histories and the search page), `logged_models`, and
 //! `registry/` (registered models, versions, aliases), `traces/` (MLflow 3 traces and their
-//! spans), `assessments`, the evaluation datasets (`datasets`, `dataset_records`), and the registry's
-//! `webhooks`. Around them: `search/` compiles every
+//! spans), `assessments`, `issues` (GenAI issues), the evaluation datasets (`datasets`,
+//! `dataset_records`), and the registry's `webhooks`. Around them: `search/` compiles every
 //! filter and ORDER BY, [`sql`] holds every difference between the databases, `tx` the write
 //! transactions and their retry, `pool` the connections, `group_commit` the batching of
 //! small writes, and `schema` the creation and check of MLflow's schema. This file opens the
@@ -24,6 +24,7 @@ pub mod dataset_summaries;
 mod datasets;
 mod experiments;
 mod group_commit;
+mod issues;
 mod logged_models;
 pub(crate) mod pool;
 mod registry;

@@ -7,6 +7,7 @@
 //! so that rows this server writes are the rows the Python server writes.
 
 pub mod aggregate;
+pub mod metrics;
 pub mod otlp;
 pub mod pyjson;
 pub mod span;

@@ -210,6 +210,24 @@ impl Dialect {
         }
     }
 
+    /// `expr` cast to a double, so that aggregates (NUMERIC on PostgreSQL, DECIMAL on MySQL)
+    /// reach the driver as floats.
+    pub fn cast_double(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("CAST({expr} AS DOUBLE PRECISION)"),
+            Dialect::Mysql => format!("CAST({expr} AS DOUBLE)"),
+            Dialect::Sqlite => format!("CAST({expr} AS REAL)"),
+        }
+    }
+
+    /// Integer division of `expr` by `divisor`, truncating (MySQL's `/` gives decimals).
+    pub fn int_div(self, expr: &str, divisor: i64) -> String {
+        match self {
+            Dialect::Mysql => format!("({expr} DIV {divisor})"),
+            _ => format!("({expr} / {divisor})"),
+        }
+    }
+
     /// The statement that begins a write transaction: on SQLite it takes the write lock at
     /// once (`BEGIN IMMEDIATE`, waiting under the busy timeout), so a transaction never reads a
     /// snapshot that another process then outdates before its first write

@@ -3,9 +3,10 @@
 //! row per span, its JSON in `content`) and the trace links in `entity_associations`.
 //!
 //! [`ingest`] writes span batches (OTLP), [`start`] start-trace calls, [`write`] tags, deletes and
-//! links, [`search`] the trace search; this file reads traces back as MLflow shows them.
+//! links, [`search`] the trace search, [`metrics`] trace metrics and filter correlation; this file reads traces back as MLflow shows them.
 
 mod ingest;
+mod metrics;
 mod search;
 mod start;
 mod write;
@@ -26,6 +27,7 @@ use crate::domain::traces::{
 use crate::error::{MlflowError, Result};
 
 pub use ingest::NewTrace;
+pub use metrics::CorrelationCounts;
 pub use search::{TraceOrder, TraceSearch};
 pub use write::TraceSelection;
 

@@ -236,8 +236,42 @@ impl Store {
         append(&mut sql, joins);
         sql.push(" WHERE t.experiment_id IN ")
             .bind_list(s.experiment_ids.iter().copied());
+        self.push_conditions(&mut sql, s.clauses, s.experiment_ids)?;
+        sql.push(" ORDER BY ");
+        let mut parts: Vec<String> = Vec::new();
+        for (expr, asc, nullable) in &order_sql {
+            if *nullable {
+                parts.push(format!("CASE WHEN {expr} IS NULL THEN 1 ELSE 0 END"));
+            }
+            parts.push(format!("{expr}{}", if *asc { "" } else { " DESC" }));
+        }
+        let has = |a: TraceAttr| s.order.iter().any(|(f, _)| *f == TraceField::Attr(a));
+        if !has(TraceAttr::TimestampMs) {
+            parts.push("t.timestamp_ms DESC".into());
+        }
+        if !has(TraceAttr::RequestId) {
+            parts.push("t.request_id".into());
+        }
+        sql.push(&parts.join(", "));
+        sql.push(" LIMIT ")
+            .bind(s.max_results)
+            .push(" OFFSET ")
+            .bind(s.offset);
+        let rows: Vec<InfoRow> = self.fetch_all(&sql).await?.iter().map(info_row).collect();
+        self.complete_infos(rows).await
+    }
+
+    /// Appends ` AND <condition>` for each clause of a trace filter, over `trace_info t`;
+    /// every span condition must hold for one and the same span.
+    pub(super) fn push_conditions(
+        &self,
+        sql: &mut Sql,
+        clauses: &[TraceClause],
+        experiments: &[i64],
+    ) -> Result<()> {
+        let d = self.dialect;
         let mut spans: Vec<&TraceClause> = Vec::new();
-        for c in s.clauses {
+        for c in clauses {
             match &c.field {
                 TraceField::SpanName
                 | TraceField::SpanType
@@ -250,7 +284,7 @@ impl Store {
                 _ => {}
             }
             sql.push(" AND ");
-            self.push_clause(&mut sql, c, s.experiment_ids)?;
+            self.push_clause(sql, c, experiments)?;
         }
         if !spans.is_empty() {
             // All span conditions hold for one and the same span.
@@ -284,32 +318,11 @@ impl Store {
                     }
                     _ => unreachable!("only span fields are collected"),
                 };
-                text_compare(&mut sql, d, col, c.comparator, &value)?;
+                text_compare(sql, d, col, c.comparator, &value)?;
             }
             sql.push(")");
         }
-        sql.push(" ORDER BY ");
-        let mut parts: Vec<String> = Vec::new();
-        for (expr, asc, nullable) in &order_sql {
-            if *nullable {
-                parts.push(format!("CASE WHEN {expr} IS NULL THEN 1 ELSE 0 END"));
-            }
-            parts.push(format!("{expr}{}", if *asc { "" } else { " DESC" }));
-        }
-        let has = |a: TraceAttr| s.order.iter().any(|(f, _)| *f == TraceField::Attr(a));
-        if !has(TraceAttr::TimestampMs) {
-            parts.push("t.timestamp_ms DESC".into());
-        }
-        if !has(TraceAttr::RequestId) {
-            parts.push("t.request_id".into());
-        }
-        sql.push(&parts.join(", "));
-        sql.push(" LIMIT ")
-            .bind(s.max_results)
-            .push(" OFFSET ")
-            .bind(s.offset);
-        let rows: Vec<InfoRow> = self.fetch_all(&sql).await?.iter().map(info_row).collect();
-        self.complete_infos(rows).await
+        Ok(())
     }
 
     fn push_clause(&self, sql: &mut Sql, c: &TraceClause, experiments: &[i64]) -> Result<()> {
