@@ -77,7 +77,8 @@ async fn execute(app: &AppState, request: Value) -> Result<Value, super::ApiErro
     let mut gql = Request::new(query)
         .variables(async_graphql::Variables::from_json(variables))
         .data(app.clone())
-        .data(resolve::ExperimentCache::default());
+        .data(resolve::ExperimentCache::default())
+        .data(resolve::ModelVersionCache::default());
     if let Some(name) = request.get("operationName").and_then(Value::as_str) {
         gql = gql.operation_name(name);
     }

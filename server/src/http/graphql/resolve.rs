@@ -20,6 +20,14 @@ use crate::http::{experiments, registry, runs, ApiResult, AppState};
 #[derive(Default)]
 pub struct ExperimentCache(Mutex<HashMap<String, Option<Experiment>>>);
 
+/// The model versions of each run on a search page, read for the whole page in one search
+/// (the UI's runs table asks for every run's versions: one search per run was an N+1).
+#[derive(Default)]
+pub struct ModelVersionCache(Mutex<HashMap<String, Vec<ModelVersion>>>);
+
+/// Run ids per batched search: bounds the `IN` list (and its bound parameters) of one query.
+const VERSION_BATCH: usize = 500;
+
 /// The request JSON of a GraphQL input: absent fields left out, lists without nulls.
 fn request_json(input: &impl Serialize) -> Value {
     fn clean(v: Value) -> Value {
@@ -91,26 +99,76 @@ pub async fn experiment(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Op
     Ok(found)
 }
 
+/// Run ids are hex UUIDs; anything else cannot be quoted into a filter safely (and matches
+/// no version).
+fn quotable(run_id: &str) -> bool {
+    run_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Every model version whose run is one of `run_ids`, all pages, in the search's own order.
+async fn versions_of_runs(
+    ctx: &Context<'_>,
+    run_ids: &[&str],
+) -> async_graphql::Result<Vec<ModelVersion>> {
+    let list = run_ids
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filter = format!("run_id IN ({list})");
+    let mut versions = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut request = serde_json::json!({ "filter": filter });
+        if let Some(t) = &token {
+            request["page_token"] = Value::from(t.clone());
+        }
+        let page: SearchModelVersionsResponse =
+            read(call(ctx, registry::search_versions, request).await?)?;
+        versions.extend(page.model_versions);
+        match page.next_page_token.filter(|t| !t.is_empty()) {
+            Some(t) => token = Some(t),
+            None => return Ok(versions),
+        }
+    }
+}
+
+/// Reads the versions of all `run_ids` in batched searches into the request's cache, so that
+/// each run's `modelVersions` field is answered from it.
+pub async fn prefetch_model_versions(
+    ctx: &Context<'_>,
+    run_ids: &[&str],
+) -> async_graphql::Result<()> {
+    let ids: Vec<&str> = run_ids.iter().copied().filter(|id| quotable(id)).collect();
+    let mut found: HashMap<String, Vec<ModelVersion>> =
+        ids.iter().map(|id| (id.to_string(), Vec::new())).collect();
+    for chunk in ids.chunks(VERSION_BATCH) {
+        for version in versions_of_runs(ctx, chunk).await? {
+            if let Some(list) = version.run_id.as_ref().and_then(|r| found.get_mut(r)) {
+                list.push(version);
+            }
+        }
+    }
+    if let Ok(mut cache) = ctx.data::<ModelVersionCache>()?.0.lock() {
+        cache.extend(found);
+    }
+    Ok(())
+}
+
 pub async fn model_versions_of_run(
     ctx: &Context<'_>,
     run_id: &str,
 ) -> async_graphql::Result<Vec<ModelVersion>> {
-    // Run ids are hex UUIDs; anything else cannot be quoted into the filter safely.
-    if !run_id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
+    if !quotable(run_id) {
         return Ok(Vec::new());
     }
-    let filter = format!("run_id='{run_id}'");
-    let answer = call(
-        ctx,
-        registry::search_versions,
-        serde_json::json!({ "filter": filter }),
-    )
-    .await?;
-    let page: SearchModelVersionsResponse = read(answer)?;
-    Ok(page.model_versions)
+    let cache = ctx.data::<ModelVersionCache>()?;
+    if let Some(hit) = cache.0.lock().ok().and_then(|c| c.get(run_id).cloned()) {
+        return Ok(hit);
+    }
+    versions_of_runs(ctx, &[run_id]).await
 }
 
 /// The root fields of MLflow's `Query` that the UI uses.
@@ -192,7 +250,21 @@ async fn search_runs(
     ctx: &Context<'_>,
     input: Option<SearchRunsInput>,
 ) -> async_graphql::Result<Option<SearchRunsResponse>> {
-    fetch(ctx, runs::search, &input).await
+    let page: Option<SearchRunsResponse> = fetch(ctx, runs::search, &input).await?;
+    let wants_versions = ctx
+        .look_ahead()
+        .field("runs")
+        .field("modelVersions")
+        .exists();
+    if let (Some(page), true) = (&page, wants_versions) {
+        let ids: Vec<&str> = page
+            .runs
+            .iter()
+            .filter_map(|r| r.info.as_ref()?.run_id.as_deref())
+            .collect();
+        prefetch_model_versions(ctx, &ids).await?;
+    }
+    Ok(page)
 }
 
 /// MLflow's `Mutation` root: search runs is also there (the UI may send it either way).
