@@ -71,6 +71,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Crypto(args) => match mlflow_server::cli::crypto::run(args) {
+            Ok(message) => {
+                println!("{message}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run(args) => match mlflow_server::projects::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {

@@ -3,6 +3,7 @@
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 pub mod common;
+pub mod crypto;
 pub mod experiments;
 pub mod models;
 pub mod network;
@@ -37,6 +38,7 @@ pub enum Command {
     Runs(runs::RunsArgs),
     Ui(ui::UiArgs),
     Run(projects::RunArgs),
+    Crypto(crypto::CryptoArgs),
 }
 
 /// `mlflow server`: MLflow's flags and environment variables.

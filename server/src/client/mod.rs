@@ -77,5 +77,8 @@ pub fn run(command: Command) -> Result<String, ClientError> {
         Command::Run(_) => Err(ClientError::Config(
             "`mlflow run` runs a project; it is not a client command".into(),
         )),
+        Command::Crypto(_) => Err(ClientError::Config(
+            "`mlflow crypto` works on the backend store; it is not a client command".into(),
+        )),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod assessments;
 pub mod datasets;
+pub mod gateway;
 pub mod issues;
 pub mod model_history;
 pub mod paging;

@@ -137,7 +137,8 @@ fn scorer_model(v: &PyValue) -> Option<&PyValue> {
 
 /// Checks a serialized scorer as MLflow's server does before keeping it: valid JSON, no
 /// custom code unless allowed, no third-party options that redirect the judge, a model
-/// given as a non-empty string. Models behind the AI gateway are refused (no gateway here).
+/// given as a non-empty string. Models behind the AI gateway (`gateway:/<endpoint>`) are
+/// resolved by the service.
 pub fn check_serialized_scorer(text: &str, allow_custom: bool) -> Result<()> {
     let value = PyValue::loads(text)
         .ok_or_else(|| MlflowError::invalid("serialized_scorer must be valid JSON"))?;
@@ -150,17 +151,90 @@ pub fn check_serialized_scorer(text: &str, allow_custom: bool) -> Result<()> {
         Some(PyValue::Str(m)) if m.trim().is_empty() => Err(MlflowError::invalid(
             "Scorer model cannot be empty or contain only whitespace.",
         )),
-        Some(PyValue::Str(m)) if m.starts_with("gateway:/") => Err(MlflowError::not_found(
-            format!("Gateway endpoint for model '{m}' not found: this server has no AI gateway"),
-        )),
         Some(PyValue::Str(_)) => Ok(()),
         Some(_) => Err(MlflowError::invalid("Scorer model must be a string.")),
+    }
+}
+
+/// MLflow's model URI of a gateway endpoint.
+const GATEWAY_PREFIX: &str = "gateway:/";
+
+/// The endpoint reference (a name when registered, an id as stored) of a scorer whose model
+/// is behind the AI gateway.
+pub fn gateway_endpoint_ref(serialized: &str) -> Option<String> {
+    let value = PyValue::loads(serialized)?;
+    let model = scorer_model(&value)?.as_str()?;
+    model
+        .strip_prefix(GATEWAY_PREFIX)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+}
+
+fn set_model(v: &mut PyValue, model: &PyValue) -> bool {
+    let PyValue::Dict(entries) = v else {
+        return false;
+    };
+    for key in [
+        "instructions_judge_pydantic_data",
+        "builtin_scorer_pydantic_data",
+        "third_party_scorer_data",
+    ] {
+        if let Some((_, PyValue::Dict(fields))) = entries.iter_mut().find(|(k, _)| k == key) {
+            match fields.iter_mut().find(|(k, _)| k == "model") {
+                Some((_, m)) => *m = model.clone(),
+                None => fields.push(("model".to_string(), model.clone())),
+            }
+            return true;
+        }
+    }
+    if let Some((_, PyValue::Dict(fields))) = entries
+        .iter_mut()
+        .find(|(k, _)| k == "memory_augmented_judge_data")
+    {
+        if let Some((_, base)) = fields.iter_mut().find(|(k, _)| k == "base_judge") {
+            return set_model(base, model);
+        }
+    }
+    false
+}
+
+/// The serialized scorer with its gateway model pointing at `endpoint_ref` (`None`: no
+/// model, MLflow's answer for a deleted endpoint), as Python's `json.dumps` writes it.
+pub fn with_gateway_model(serialized: &str, endpoint_ref: Option<&str>) -> String {
+    let Some(mut value) = PyValue::loads(serialized) else {
+        return serialized.to_string();
+    };
+    let model = endpoint_ref.map_or(PyValue::Null, |r| {
+        PyValue::Str(format!("{GATEWAY_PREFIX}{r}"))
+    });
+    if set_model(&mut value, &model) {
+        value.dumps(true)
+    } else {
+        serialized.to_string()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway_models_are_found_and_rewritten() {
+        let judge = r#"{"name": "j", "instructions_judge_pydantic_data": {"model": "gateway:/chat", "x": 1}}"#;
+        assert_eq!(gateway_endpoint_ref(judge).as_deref(), Some("chat"));
+        assert_eq!(
+            with_gateway_model(judge, Some("e-1")),
+            r#"{"name": "j", "instructions_judge_pydantic_data": {"model": "gateway:/e-1", "x": 1}}"#
+        );
+        assert!(with_gateway_model(judge, None).contains(r#""model": null"#));
+        let nested = r#"{"memory_augmented_judge_data": {"base_judge": {"builtin_scorer_pydantic_data": {"model": "gateway:/a"}}}}"#;
+        assert_eq!(gateway_endpoint_ref(nested).as_deref(), Some("a"));
+        assert!(with_gateway_model(nested, Some("e-2")).contains("gateway:/e-2"));
+        assert_eq!(
+            gateway_endpoint_ref(r#"{"builtin_scorer_pydantic_data": {"model": "openai:/x"}}"#),
+            None
+        );
+    }
 
     #[test]
     fn serialized_scorer_checks() {

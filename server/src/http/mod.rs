@@ -10,6 +10,7 @@ mod auth_resolve;
 mod datasets;
 mod error;
 mod experiments;
+mod gateway;
 mod graphql;
 mod infra;
 mod issues;
@@ -85,7 +86,7 @@ fn mlflow_routes() -> Router<AppState> {
         )
         .route(
             "/mlflow/gateway-proxy",
-            get(ui_api::gateway_proxy).post(ui_api::gateway_proxy),
+            get(gateway::info::gateway_proxy).post(gateway::info::gateway_proxy),
         )
         .route("/mlflow/experiments/delete", post(experiments::delete))
         .route("/mlflow/experiments/restore", post(experiments::restore))
@@ -229,6 +230,72 @@ fn scorer_routes() -> Router<AppState> {
             "/mlflow/scorers/online-configs",
             get(scorers::online_configs),
         )
+        .route(
+            "/mlflow/scorers/online-config",
+            axum::routing::put(scorers::upsert_online_config),
+        )
+}
+
+/// The AI gateway's configuration routes of `/api/3.0`.
+fn gateway_routes() -> Router<AppState> {
+    use gateway as g;
+    use gateway::endpoints as e;
+    Router::new()
+        .route("/mlflow/gateway/secrets/create", post(g::create_secret))
+        .route("/mlflow/gateway/secrets/get", get(g::get_secret))
+        .route("/mlflow/gateway/secrets/update", post(g::update_secret))
+        .route("/mlflow/gateway/secrets/delete", delete(g::delete_secret))
+        .route("/mlflow/gateway/secrets/list", get(g::list_secrets))
+        .route(
+            "/mlflow/gateway/secrets/config",
+            get(g::info::secrets_config),
+        )
+        .route("/mlflow/gateway/endpoints/create", post(e::create))
+        .route("/mlflow/gateway/endpoints/get", get(e::get))
+        .route("/mlflow/gateway/endpoints/update", post(e::update))
+        .route("/mlflow/gateway/endpoints/delete", delete(e::delete))
+        .route("/mlflow/gateway/endpoints/list", get(e::list))
+        .route("/mlflow/gateway/endpoints/models/attach", post(e::attach))
+        .route("/mlflow/gateway/endpoints/models/detach", post(e::detach))
+        .route(
+            "/mlflow/gateway/endpoints/bindings/create",
+            post(e::create_binding),
+        )
+        .route(
+            "/mlflow/gateway/endpoints/bindings/delete",
+            delete(e::delete_binding),
+        )
+        .route(
+            "/mlflow/gateway/endpoints/bindings/list",
+            get(e::list_bindings),
+        )
+        .route("/mlflow/gateway/endpoints/set-tag", post(e::set_tag))
+        .route(
+            "/mlflow/gateway/endpoints/delete-tag",
+            delete(e::delete_tag),
+        )
+        .route(
+            "/mlflow/gateway/model-definitions/create",
+            post(g::create_model),
+        )
+        .route("/mlflow/gateway/model-definitions/get", get(g::get_model))
+        .route(
+            "/mlflow/gateway/model-definitions/list",
+            get(g::list_models),
+        )
+        .route(
+            "/mlflow/gateway/model-definitions/update",
+            post(g::update_model),
+        )
+        .route(
+            "/mlflow/gateway/model-definitions/delete",
+            delete(g::delete_model),
+        )
+        .route(
+            "/mlflow/gateway/supported-providers",
+            get(g::info::providers),
+        )
+        .route("/mlflow/gateway/provider-config", get(g::info::config))
 }
 
 /// The GenAI issue routes of `/api/3.0`.
@@ -249,6 +316,7 @@ fn v3_routes() -> Router<AppState> {
         .merge(dataset_routes())
         .merge(scorer_routes())
         .merge(issue_routes())
+        .merge(gateway_routes())
         .route("/mlflow/server-info", get(infra::server_info))
         .route(
             "/mlflow/ui-telemetry",

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::reply::{reply, Field};
 use super::request::{required_str, Message};
 use super::{ApiError, ApiResult, AppState};
-use crate::domain::scorers::ScorerVersion;
+use crate::domain::scorers::{OnlineScoringConfig, ScorerVersion};
 use crate::error::MlflowError;
 use crate::wire;
 
@@ -118,6 +118,19 @@ pub async fn delete(State(app): State<AppState>, msg: Message) -> ApiResult {
     reply(&json!({}))
 }
 
+fn config_json(c: &OnlineScoringConfig) -> Value {
+    let mut v = json!({
+        "online_scoring_config_id": c.online_scoring_config_id,
+        "scorer_id": c.scorer_id,
+        "sample_rate": c.sample_rate,
+        "experiment_id": c.experiment_id,
+    });
+    if let Some(f) = &c.filter_string {
+        v["filter_string"] = json!(f);
+    }
+    v
+}
+
 #[derive(Deserialize)]
 struct Configs {
     #[serde(default, deserialize_with = "wire::string_list")]
@@ -134,18 +147,36 @@ pub async fn online_configs(State(app): State<AppState>, msg: Message) -> ApiRes
         .online_scoring_configs(&r.scorer_ids)
         .await?
         .iter()
-        .map(|c| {
-            let mut v = json!({
-                "online_scoring_config_id": c.online_scoring_config_id,
-                "scorer_id": c.scorer_id,
-                "sample_rate": c.sample_rate,
-                "experiment_id": c.experiment_id,
-            });
-            if let Some(f) = &c.filter_string {
-                v["filter_string"] = json!(f);
-            }
-            v
-        })
+        .map(config_json)
         .collect();
     reply(&Field("configs", configs))
+}
+
+/// `PUT .../3.0/mlflow/scorers/online-config`: sets a scorer's automatic evaluation.
+pub async fn upsert_online_config(State(app): State<AppState>, msg: Message) -> ApiResult {
+    let r: Named = msg.parse()?;
+    let exp = required_str(r.experiment_id, "experiment_id")?;
+    let name = required_str(r.name, "name")?;
+    let rate = match msg.0.get("sample_rate") {
+        None | Some(Value::Null) => return Err(ApiError(MlflowError::missing("sample_rate"))),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    let rate = rate.ok_or_else(|| {
+        ApiError(MlflowError::invalid_value(
+            "sample_rate",
+            &msg.0["sample_rate"],
+        ))
+    })?;
+    let filter = match msg.0.get("filter_string") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => return Err(ApiError(MlflowError::invalid_value("filter_string", other))),
+    };
+    let config = app
+        .tracking
+        .upsert_online_scoring_config(&exp, &name, rate, filter)
+        .await?;
+    reply(&Field("config", config_json(&config)))
 }

@@ -202,9 +202,3 @@ pub async fn assistant_config() -> ApiResult {
 pub async fn assistant_providers() -> ApiResult {
     reply(&serde_json::json!({ "providers": [] }))
 }
-
-/// `GET|POST .../2.0/mlflow/gateway-proxy`: MLflow answers as an empty AI gateway when no
-/// deployments target is configured; this server proxies no gateway.
-pub async fn gateway_proxy() -> ApiResult {
-    reply(&serde_json::json!({ "endpoints": [] }))
-}

@@ -2,6 +2,7 @@
 //! defaults and run-name generation. Handlers call these; these call the store.
 
 mod datasets;
+mod gateway;
 mod issues;
 mod logged_models;
 mod registry;
@@ -14,6 +15,7 @@ mod tracking;
 mod webhook_delivery;
 mod webhooks;
 
+pub use gateway::parse_experiment;
 pub use issues::IssueQuery;
 pub use logged_models::{DatasetIn, ModelOrderIn};
 pub use registry::{NewVersionRequest, SEARCH_MODEL_VERSIONS_MAX};

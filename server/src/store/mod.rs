@@ -23,6 +23,7 @@ mod dataset_records;
 pub mod dataset_summaries;
 mod datasets;
 mod experiments;
+mod gateway;
 mod group_commit;
 mod issues;
 mod logged_models;
@@ -46,6 +47,7 @@ use sql::{Dialect, Sql};
 pub(crate) use tx::{is_conflict_error, retry_conflicts};
 pub use uri::{redact as redact_uri, StoreUri};
 
+pub use gateway::{new_gateway_id, new_secret_id, EndpointFields, NewSecret};
 pub use logged_models::NewLoggedModel;
 pub use registry::NewModelVersion;
 pub use runs::{Batch, NewDatasetInput, NewMetric, RunUpdate, RUN_NAME_TAG};

@@ -1,6 +1,7 @@
 //! Registered scorers in `scorers` (one row per experiment and name) and `scorer_versions`
 //! (the serialized scorer of each version), and the online scoring configurations that the
-//! Python server may have written (`online_scoring_configs`), read only.
+//! scorers that judge sampled traces automatically (`online_scoring_configs`), and the
+//! binding of a gateway judge to its endpoint (`endpoint_bindings`).
 
 use sqlx::any::AnyRow;
 
@@ -223,5 +224,89 @@ impl Store {
                 filter_string: get_str(row, 4),
             })
             .collect())
+    }
+
+    /// Replaces the online scoring configuration of a scorer.
+    pub async fn upsert_online_scoring_config(
+        &self,
+        experiment_id: i64,
+        scorer_id: &str,
+        sample_rate: f64,
+        filter_string: Option<String>,
+    ) -> Result<OnlineScoringConfig> {
+        let config_id = uuid::Uuid::new_v4().simple().to_string();
+        retry_conflicts(|| async {
+            let mut tx = self.begin_write().await?;
+            let mut sql = Sql::new(self.dialect);
+            sql.push("DELETE FROM online_scoring_configs WHERE scorer_id = ")
+                .bind(scorer_id);
+            sql.query().execute(&mut *tx).await?;
+            let mut sql = Sql::new(self.dialect);
+            sql.push(
+                "INSERT INTO online_scoring_configs (online_scoring_config_id, scorer_id, \
+                 sample_rate, experiment_id, filter_string) VALUES (",
+            )
+            .bind(config_id.as_str())
+            .push(", ")
+            .bind(scorer_id)
+            .push(", ")
+            .bind(sample_rate)
+            .push(", ")
+            .bind(experiment_id)
+            .push(", ")
+            .bind(filter_string.clone())
+            .push(")");
+            sql.query().execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await?;
+        Ok(OnlineScoringConfig {
+            online_scoring_config_id: config_id,
+            scorer_id: scorer_id.to_string(),
+            sample_rate,
+            experiment_id: experiment_id.to_string(),
+            filter_string,
+        })
+    }
+
+    /// Makes `endpoint_id` the one endpoint bound to the scorer (re-registration moves it).
+    pub async fn bind_scorer_to_endpoint(
+        &self,
+        endpoint_id: &str,
+        scorer_id: &str,
+        display_name: &str,
+    ) -> Result<()> {
+        retry_conflicts(|| async {
+            let mut tx = self.begin_write().await?;
+            let mut sql = Sql::new(self.dialect);
+            sql.push("DELETE FROM endpoint_bindings WHERE resource_type = ")
+                .bind("scorer")
+                .push(" AND resource_id = ")
+                .bind(scorer_id);
+            sql.query().execute(&mut *tx).await?;
+            let now = now_ms();
+            let mut sql = Sql::new(self.dialect);
+            sql.push(
+                "INSERT INTO endpoint_bindings (endpoint_id, resource_type, resource_id, \
+                 created_at, last_updated_at, display_name) VALUES (",
+            )
+            .bind(endpoint_id)
+            .push(", ")
+            .bind("scorer")
+            .push(", ")
+            .bind(scorer_id)
+            .push(", ")
+            .bind(now)
+            .push(", ")
+            .bind(now)
+            .push(", ")
+            .bind(display_name)
+            .push(")");
+            sql.query().execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 }

@@ -29,6 +29,8 @@ pub enum Arg {
     Bool(bool),
     NullI64,
     NullStr,
+    /// Binary data (BLOB / bytea): the gateway's encrypted secrets.
+    Bytes(Vec<u8>),
 }
 
 impl From<i64> for Arg {
@@ -59,6 +61,11 @@ impl From<String> for Arg {
 impl From<&String> for Arg {
     fn from(v: &String) -> Self {
         Arg::Str(v.clone())
+    }
+}
+impl From<Vec<u8>> for Arg {
+    fn from(v: Vec<u8>) -> Self {
+        Arg::Bytes(v)
     }
 }
 impl From<Option<i64>> for Arg {
@@ -126,6 +133,7 @@ impl Sql {
                 Arg::Bool(v) => q.bind(*v),
                 Arg::NullI64 => q.bind(Option::<i64>::None),
                 Arg::NullStr => q.bind(Option::<String>::None),
+                Arg::Bytes(v) => q.bind(v.as_slice()),
             };
         }
         q
