@@ -89,6 +89,10 @@ pub fn rule(method: &Method, path: &str) -> Rule {
         "/" | "/version" => return Authenticated,
         "/v1/traces" => return Otlp,
         "/api/2.0/experiments" => return FilterExperiments,
+        // The UI's artifact downloads: READ on the run's experiment, or on the version's
+        // registered model, as MLflow's validators for them.
+        "/get-artifact" => return Run(Read),
+        "/model-versions/get-artifact" => return ModelVersion(Read),
         _ if path.starts_with("/static") => return Public,
         _ => {}
     }
@@ -178,7 +182,7 @@ pub fn rule(method: &Method, path: &str) -> Rule {
         "scorers/list" => Experiment(Read),
         "scorers/get" | "scorers/versions" => Scorer(Read),
         "scorers/delete" => Scorer(Delete),
-        "datasets/search" => Experiments(Read),
+        "datasets/search" | "experiments/search-datasets" => Experiments(Read),
         _ => parameterized(method, m),
     }
 }
@@ -272,6 +276,18 @@ mod tests {
         );
         // Unknown routes are for admins only.
         assert_eq!(r(Method::POST, "/graphql"), Rule::AdminOnly);
+        assert_eq!(r(Method::GET, "/get-artifact"), Rule::Run(Action::Read));
+        assert_eq!(
+            r(Method::GET, "/model-versions/get-artifact"),
+            Rule::ModelVersion(Action::Read)
+        );
+        assert_eq!(
+            r(
+                Method::POST,
+                "/ajax-api/2.0/mlflow/experiments/search-datasets"
+            ),
+            Rule::Experiments(Action::Read)
+        );
         assert_eq!(r(Method::GET, "/api/2.0/mlflow/new-thing"), Rule::AdminOnly);
         assert_eq!(r(Method::GET, "/static-files/x.js"), Rule::Public);
         assert_eq!(r(Method::GET, "/ui-extra"), Rule::AdminOnly);

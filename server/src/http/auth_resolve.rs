@@ -99,6 +99,19 @@ fn scorer_pattern(experiment_id: &str, name: &str) -> String {
     )
 }
 
+/// The run a new model version comes from: its `run_id`, else the run of a `runs:/` source.
+fn source_run(params: &Params) -> String {
+    if let Some(id) = params.str("run_id").filter(|id| !id.is_empty()) {
+        return id;
+    }
+    let source = params.str("source").unwrap_or_default();
+    source
+        .strip_prefix("runs:/")
+        .and_then(|rest| rest.trim_start_matches('/').split('/').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// The experiment an artifact path starts with (`<experiment_id>/...`), if it does.
 fn artifact_experiment(path: &str) -> Option<String> {
     let first = path.trim_start_matches('/').split('/').next()?;
@@ -202,7 +215,17 @@ pub async fn requirements(
         Rule::CreateModelVersion => {
             let name = p("name");
             let kind = model_kind(state, &name).await?;
-            vec![Requirement::on(Key::new(kind, name), Action::Update)]
+            let mut needed = vec![Requirement::on(Key::new(kind, name), Action::Update)];
+            // A version registered from a run hands its artifacts to the model's readers:
+            // the registering user must be able to read that run (an unknown run is left to
+            // the handler's own error).
+            let run_id = source_run(params);
+            if !run_id.is_empty() {
+                if let Ok(Some(exp)) = run_experiment(state, &run_id).await {
+                    needed.extend(inside("run", &exp, Action::Read));
+                }
+            }
+            needed
         }
         Rule::LoggedModel(id, action) => {
             match found(state.tracking.get_logged_model(id, true).await)? {
