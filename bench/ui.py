@@ -116,6 +116,8 @@ def requests_of(setup, first):
 
 def digest(name, answer):
     """What both servers must agree on in an answer."""
+    if answer.get("errors"):
+        return {"errors": answer["errors"]}
     data = answer.get("data") or {}
     if "SearchRuns" in name:
         runs = data["mlflowSearchRuns"]["runs"]
