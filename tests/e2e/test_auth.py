@@ -289,6 +289,34 @@ def test_artifacts_and_traces_are_checked(app_client, as_user, auth_server, tmp_
     assert r.status_code == 403
 
 
+def test_ui_artifact_routes_are_checked_on_the_run(app_client, as_user, auth_server):
+    """The UI's upload-artifact needs update on the run, /get-artifact read, and
+    search-datasets read on each experiment, as MLflow's auth app checks them."""
+    bob, carol, dave = new_user(app_client), new_user(app_client), new_user(app_client)
+    as_bob = as_user(bob, PASSWORD)
+    exp = as_bob.create_experiment(unique_name("ui-arts"))
+    run_id = as_bob.create_run(exp).info.run_id
+    upload = f"{auth_server.url}/ajax-api/2.0/mlflow/upload-artifact"
+    params = {"run_uuid": run_id, "path": "u.txt"}
+    r = requests.post(upload, params=params, data="from bob", auth=(bob, PASSWORD), timeout=30)
+    assert r.status_code == 200, r.text
+    r = requests.post(upload, params={**params, "path": "c.txt"}, data="x", auth=(carol, PASSWORD), timeout=30)
+    assert r.status_code == 403
+    get = f"{auth_server.url}/get-artifact"
+    r = requests.get(get, params={"run_uuid": run_id, "path": "u.txt"}, auth=(carol, PASSWORD), timeout=30)
+    assert r.status_code == 200 and r.text == "from bob"
+    datasets = f"{auth_server.url}/ajax-api/2.0/mlflow/experiments/search-datasets"
+    r = requests.post(datasets, json={"experiment_ids": [exp]}, auth=(carol, PASSWORD), timeout=30)
+    assert r.status_code == 200, r.text
+    as_user("admin", ADMIN_PASSWORD)
+    app_client.grant_user_permission(dave, "experiment", exp, "DENY")
+    r = requests.get(get, params={"run_uuid": run_id, "path": "u.txt"}, auth=(dave, PASSWORD), timeout=30)
+    assert r.status_code == 403
+    r = requests.post(datasets, json={"experiment_ids": [exp]}, auth=(dave, PASSWORD), timeout=30)
+    assert r.status_code == 403
+    assert requests.get(get, params={"run_uuid": run_id, "path": "u.txt"}, timeout=30).status_code == 401
+
+
 @pytest.mark.ours_only
 def test_unknown_routes_are_for_admins_only(auth_server, app_client):
     bob = new_user(app_client)

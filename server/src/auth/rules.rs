@@ -135,6 +135,7 @@ pub fn rule(method: &Method, path: &str) -> Rule {
         | "experiments/delete-experiment-tag" => Experiment(Update),
         "experiments/delete" | "experiments/restore" => Experiment(Delete),
         "runs/create" | "runs/create-promptlab-run" => CreateRun,
+        "upload-artifact" => Run(Update),
         "runs/get" | "metrics/get-history" | "artifacts/list" => Run(Read),
         "runs/delete" | "runs/restore" => Run(Delete),
         "runs/update" | "runs/log-metric" | "runs/log-parameter" | "runs/log-batch"
@@ -273,6 +274,10 @@ mod tests {
         assert_eq!(
             r(Method::GET, "/api/2.0/mlflow-artifacts/artifacts"),
             Rule::ArtifactProxy(None, Action::Read)
+        );
+        assert_eq!(
+            r(Method::POST, "/ajax-api/2.0/mlflow/upload-artifact"),
+            Rule::Run(Action::Update)
         );
         // Unknown routes are for admins only.
         assert_eq!(r(Method::POST, "/graphql"), Rule::AdminOnly);
