@@ -457,3 +457,77 @@ def test_registering_a_version_needs_read_on_the_source_run(app_client, as_user)
     app_client.revoke_user_permission(carol, "experiment", exp)
     as_carol = as_user(carol, PASSWORD)
     assert as_carol.create_model_version(model, f"runs:/{run_id}/m", run_id=run_id).version == "1"
+
+
+GRAPHQL_QUERY = """
+query Q($exp: String, $run: String, $model: String) {
+  mlflowGetExperiment(input: {experimentId: $exp}) { experiment { experimentId } }
+  mlflowGetRun(input: {runId: $run}) { run { info { runId } modelVersions { name } } }
+  mlflowSearchRuns(input: {experimentIds: [$exp]}) { runs { info { runId } } }
+  mlflowGetMetricHistoryBulkInterval(input: {runIds: [$run], metricKey: "m"}) { metrics { key } }
+  mlflowListArtifacts(input: {runId: $run}) { files { path } }
+  mlflowSearchModelVersions(input: {filter: $model}) { modelVersions { name } }
+}
+"""
+
+
+def test_graphql_answers_each_field_only_for_what_the_caller_may_read(app_client, as_user, auth_server, tmp_path):
+    """/graphql is open to every logged-in user, and each of MLflow's protected root fields
+    (plus a run's model versions) is checked on its own resource, as MLflow's
+    GraphQLAuthorizationMiddleware does: a denied field is null, with no error."""
+    bob, carol = new_user(app_client), new_user(app_client)
+    as_bob = as_user(bob, PASSWORD)
+    exp = as_bob.create_experiment(unique_name("gql"))
+    run_id = as_bob.create_run(exp).info.run_id
+    as_bob.log_metric(run_id, "m", 1.0)
+    f = tmp_path / "a.txt"
+    f.write_text("hello")
+    as_bob.log_artifact(run_id, str(f))
+    model = unique_name("gql-model")
+    as_bob.create_registered_model(model)
+    as_bob.create_model_version(model, f"runs:/{run_id}/model", run_id=run_id)
+
+    def query(user, password=PASSWORD):
+        r = requests.post(
+            f"{auth_server.url}/graphql",
+            json={"query": GRAPHQL_QUERY, "variables": {"exp": exp, "run": run_id, "model": f"name='{model}'"}},
+            auth=(user, password),
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body.get("errors") is None, body
+        return body["data"]
+
+    def everything_visible(data):
+        assert data["mlflowGetExperiment"]["experiment"]["experimentId"] == exp
+        assert data["mlflowGetRun"]["run"]["info"]["runId"] == run_id
+        assert [v["name"] for v in data["mlflowGetRun"]["run"]["modelVersions"]] == [model]
+        assert [r["info"]["runId"] for r in data["mlflowSearchRuns"]["runs"]] == [run_id]
+        assert [m["key"] for m in data["mlflowGetMetricHistoryBulkInterval"]["metrics"]] == ["m"]
+        assert [a["path"] for a in data["mlflowListArtifacts"]["files"]] == ["a.txt"]
+        assert [v["name"] for v in data["mlflowSearchModelVersions"]["modelVersions"]] == [model]
+
+    # Unauthenticated: 401 as every other route.
+    assert requests.post(f"{auth_server.url}/graphql", json={"query": "{ test { output } }"}, timeout=30).status_code == 401
+    # bob owns it all; carol reads by the default READ permission.
+    everything_visible(query(bob))
+    everything_visible(query(carol))
+
+    as_user("admin", ADMIN_PASSWORD)
+    app_client.grant_user_permission(carol, "experiment", exp, "DENY")
+    data = query(carol)
+    for field in ("mlflowGetExperiment", "mlflowGetRun", "mlflowSearchRuns", "mlflowGetMetricHistoryBulkInterval", "mlflowListArtifacts"):
+        assert data[field] is None, (field, data)
+    # The registered model's permission decides for its versions.
+    assert [v["name"] for v in data["mlflowSearchModelVersions"]["modelVersions"]] == [model]
+    app_client.grant_user_permission(carol, "registered_model", model, "DENY")
+    data = query(carol)
+    assert data["mlflowSearchModelVersions"]["modelVersions"] in ([], None), data
+    # The run's own model versions are filtered the same way once the run is readable again.
+    app_client.revoke_user_permission(carol, "experiment", exp)
+    data = query(carol)
+    assert data["mlflowGetRun"]["run"]["info"]["runId"] == run_id
+    assert data["mlflowGetRun"]["run"]["modelVersions"] in ([], None), data
+    everything_visible(query(bob))
+    everything_visible(query("admin", ADMIN_PASSWORD))

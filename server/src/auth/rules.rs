@@ -93,6 +93,9 @@ pub fn rule(method: &Method, path: &str) -> Rule {
         // registered model, as MLflow's validators for them.
         "/get-artifact" => return Run(Read),
         "/model-versions/get-artifact" => return ModelVersion(Read),
+        // Any logged-in user; each protected root field is then checked on its own resource
+        // (http/graphql/guard.rs), as MLflow's GraphQLAuthorizationMiddleware does.
+        "/graphql" => return Authenticated,
         _ if path.starts_with("/static") => return Public,
         _ => {}
     }
@@ -279,8 +282,8 @@ mod tests {
             r(Method::POST, "/ajax-api/2.0/mlflow/upload-artifact"),
             Rule::Run(Action::Update)
         );
+        assert_eq!(r(Method::POST, "/graphql"), Rule::Authenticated);
         // Unknown routes are for admins only.
-        assert_eq!(r(Method::POST, "/graphql"), Rule::AdminOnly);
         assert_eq!(r(Method::GET, "/get-artifact"), Rule::Run(Action::Read));
         assert_eq!(
             r(Method::GET, "/model-versions/get-artifact"),

@@ -4,6 +4,7 @@
 //! or errors as a list of message strings. A JSON array of requests is answered with an
 //! array (batching); GET takes `query`, `variables` and `operationName` from the URL.
 
+mod guard;
 mod limits;
 mod resolve;
 mod types;
@@ -36,6 +37,10 @@ fn schema() -> &'static MlflowSchema {
 
 /// `GET|POST /graphql`.
 pub async fn handle(State(app): State<AppState>, request: axum::extract::Request) -> ApiResult {
+    let caller = request
+        .extensions()
+        .get::<super::auth::Caller>()
+        .map(|c| c.0.clone());
     let message = if request.method() == axum::http::Method::GET {
         query_to_json(request.uri().query().unwrap_or(""))
     } else {
@@ -49,11 +54,11 @@ pub async fn handle(State(app): State<AppState>, request: axum::extract::Request
         Value::Array(items) => {
             let mut answers = Vec::with_capacity(items.len());
             for item in items {
-                answers.push(execute(&app, item).await?);
+                answers.push(execute(&app, &caller, item).await?);
             }
             Value::Array(answers)
         }
-        single => execute(&app, single).await?,
+        single => execute(&app, &caller, single).await?,
     };
     Ok((
         StatusCode::OK,
@@ -63,7 +68,11 @@ pub async fn handle(State(app): State<AppState>, request: axum::extract::Request
         .into_response())
 }
 
-async fn execute(app: &AppState, request: Value) -> Result<Value, super::ApiError> {
+async fn execute(
+    app: &AppState,
+    caller: &Option<crate::auth::store::User>,
+    request: Value,
+) -> Result<Value, super::ApiError> {
     let Some(query) = request.get("query").and_then(Value::as_str) else {
         return Err(MlflowError::missing("query").into());
     };
@@ -77,6 +86,7 @@ async fn execute(app: &AppState, request: Value) -> Result<Value, super::ApiErro
     let mut gql = Request::new(query)
         .variables(async_graphql::Variables::from_json(variables))
         .data(app.clone())
+        .data(guard::Caller(caller.clone()))
         .data(resolve::ExperimentCache::default())
         .data(resolve::ModelVersionCache::default());
     if let Some(name) = request.get("operationName").and_then(Value::as_str) {

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::guard;
 use super::types::*;
 use crate::http::request::Message;
 use crate::http::{experiments, registry, runs, ApiResult, AppState};
@@ -165,10 +166,11 @@ pub async fn model_versions_of_run(
         return Ok(Vec::new());
     }
     let cache = ctx.data::<ModelVersionCache>()?;
-    if let Some(hit) = cache.0.lock().ok().and_then(|c| c.get(run_id).cloned()) {
-        return Ok(hit);
-    }
-    versions_of_runs(ctx, &[run_id]).await
+    let versions = match cache.0.lock().ok().and_then(|c| c.get(run_id).cloned()) {
+        Some(hit) => hit,
+        None => versions_of_runs(ctx, &[run_id]).await?,
+    };
+    Ok(guard::readable_versions(ctx, versions).await)
 }
 
 /// The root fields of MLflow's `Query` that the UI uses.
@@ -181,6 +183,10 @@ impl Query {
         ctx: &Context<'_>,
         input: Option<GetExperimentInput>,
     ) -> async_graphql::Result<Option<GetExperimentResponse>> {
+        let id = input.as_ref().and_then(|i| i.experiment_id.as_deref());
+        if !guard::may_read_experiment(ctx, id).await {
+            return Ok(None);
+        }
         let answer = call(ctx, experiments::get, request_json(&input)).await?;
         Ok(Some(GetExperimentResponse {
             experiment: read(answer["experiment"].clone())?,
@@ -193,6 +199,12 @@ impl Query {
         ctx: &Context<'_>,
         input: Option<GetRunInput>,
     ) -> async_graphql::Result<Option<GetRunResponse>> {
+        let id = input
+            .as_ref()
+            .and_then(|i| i.run_id.as_deref().or(i.run_uuid.as_deref()));
+        if !guard::may_read_runs(ctx, id.as_slice()).await {
+            return Ok(None);
+        }
         let answer = call(ctx, runs::get, request_json(&input)).await?;
         Ok(Some(GetRunResponse {
             run: read(answer["run"].clone())?,
@@ -213,6 +225,14 @@ impl Query {
         ctx: &Context<'_>,
         input: Option<MetricHistoryInput>,
     ) -> async_graphql::Result<Option<MetricHistoryResponse>> {
+        let ids: Vec<&str> = input
+            .iter()
+            .flat_map(|i| i.run_ids.iter().flatten().flatten())
+            .map(String::as_str)
+            .collect();
+        if !guard::may_read_runs(ctx, &ids).await {
+            return Ok(None);
+        }
         fetch(ctx, runs::metric_history_bulk_interval, &input).await
     }
 
@@ -221,7 +241,13 @@ impl Query {
         ctx: &Context<'_>,
         input: Option<SearchModelVersionsInput>,
     ) -> async_graphql::Result<Option<SearchModelVersionsResponse>> {
-        fetch(ctx, registry::search_versions, &input).await
+        let mut answer: Option<SearchModelVersionsResponse> =
+            fetch(ctx, registry::search_versions, &input).await?;
+        if let Some(page) = answer.as_mut() {
+            let versions = std::mem::take(&mut page.model_versions);
+            page.model_versions = guard::readable_versions(ctx, versions).await;
+        }
+        Ok(answer)
     }
 
     async fn mlflow_list_artifacts(
@@ -229,6 +255,12 @@ impl Query {
         ctx: &Context<'_>,
         input: Option<ListArtifactsInput>,
     ) -> async_graphql::Result<Option<ListArtifactsResponse>> {
+        let id = input
+            .as_ref()
+            .and_then(|i| i.run_id.as_deref().or(i.run_uuid.as_deref()));
+        if !guard::may_read_runs(ctx, id.as_slice()).await {
+            return Ok(None);
+        }
         fetch(ctx, crate::http::artifacts::list_run, &input).await
     }
 
@@ -248,8 +280,14 @@ pub struct Echo {
 
 async fn search_runs(
     ctx: &Context<'_>,
-    input: Option<SearchRunsInput>,
+    mut input: Option<SearchRunsInput>,
 ) -> async_graphql::Result<Option<SearchRunsResponse>> {
+    if let Some(i) = input.as_mut() {
+        match guard::readable_experiments(ctx, i.experiment_ids.take()).await {
+            Some(ids) => i.experiment_ids = ids,
+            None => return Ok(None),
+        }
+    }
     let page: Option<SearchRunsResponse> = fetch(ctx, runs::search, &input).await?;
     let wants_versions = ctx
         .look_ahead()
@@ -275,8 +313,14 @@ impl Mutation {
     async fn mlflow_search_datasets(
         &self,
         ctx: &Context<'_>,
-        input: Option<SearchDatasetsInput>,
+        mut input: Option<SearchDatasetsInput>,
     ) -> async_graphql::Result<Option<SearchDatasetsResponse>> {
+        if let Some(i) = input.as_mut() {
+            match guard::readable_experiments(ctx, i.experiment_ids.take()).await {
+                Some(ids) => i.experiment_ids = ids,
+                None => return Ok(None),
+            }
+        }
         fetch(ctx, crate::http::ui_api::search_datasets, &input).await
     }
 
