@@ -76,18 +76,19 @@ pub async fn may_read_runs(ctx: &Context<'_>, run_ids: &[&str]) -> bool {
     true
 }
 
-/// The experiments of a search the caller may read; `None` when none of those asked for is
-/// (the field is then null). An empty list is left to the search's own validation.
-pub async fn readable_experiments(
+/// Narrows a search's `experiment_ids` to those the caller may read; false when none of
+/// those asked for is (the field is then null). An empty list is left to the search's own
+/// validation.
+pub async fn restrict_to_readable(
     ctx: &Context<'_>,
-    ids: Option<Vec<Option<String>>>,
-) -> Option<Option<Vec<Option<String>>>> {
+    ids: &mut Option<Vec<Option<String>>>,
+) -> bool {
     let Some(user) = checked_user(ctx) else {
-        return Some(ids);
+        return true;
     };
     let asked: Vec<String> = ids.iter().flatten().flatten().cloned().collect();
     if asked.is_empty() {
-        return Some(ids);
+        return true;
     }
     let mut readable = Vec::new();
     for id in asked {
@@ -96,7 +97,9 @@ pub async fn readable_experiments(
             readable.push(Some(id));
         }
     }
-    (!readable.is_empty()).then_some(Some(readable))
+    let any = !readable.is_empty();
+    *ids = Some(readable);
+    any
 }
 
 /// The versions whose registered model (or prompt) the caller may read.

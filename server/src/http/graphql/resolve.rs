@@ -283,9 +283,8 @@ async fn search_runs(
     mut input: Option<SearchRunsInput>,
 ) -> async_graphql::Result<Option<SearchRunsResponse>> {
     if let Some(i) = input.as_mut() {
-        match guard::readable_experiments(ctx, i.experiment_ids.take()).await {
-            Some(ids) => i.experiment_ids = ids,
-            None => return Ok(None),
+        if !guard::restrict_to_readable(ctx, &mut i.experiment_ids).await {
+            return Ok(None);
         }
     }
     let page: Option<SearchRunsResponse> = fetch(ctx, runs::search, &input).await?;
@@ -316,9 +315,8 @@ impl Mutation {
         mut input: Option<SearchDatasetsInput>,
     ) -> async_graphql::Result<Option<SearchDatasetsResponse>> {
         if let Some(i) = input.as_mut() {
-            match guard::readable_experiments(ctx, i.experiment_ids.take()).await {
-                Some(ids) => i.experiment_ids = ids,
-                None => return Ok(None),
+            if !guard::restrict_to_readable(ctx, &mut i.experiment_ids).await {
+                return Ok(None);
             }
         }
         fetch(ctx, crate::http::ui_api::search_datasets, &input).await
