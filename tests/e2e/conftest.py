@@ -131,3 +131,15 @@ def pytest_runtest_makereport(item, call):
         report.sections.append(
             (f"server log tail ({_SESSION_SERVER.log_path})", _SESSION_SERVER.log_tail(60))
         )
+
+
+@pytest.fixture
+def traced(tracking, experiment_id, monkeypatch):
+    """Synchronous trace export into a fresh experiment; returns the experiment id."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+    mlflow.tracing.reset()
+    mlflow.set_experiment(experiment_id=experiment_id)
+    yield experiment_id
+    mlflow.tracing.reset()

@@ -22,15 +22,6 @@ from mlflow.entities.trace_status import TraceStatus
 from mlflow.tracing.client import TracingClient
 
 
-@pytest.fixture
-def traced(tracking, experiment_id, monkeypatch):
-    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
-    mlflow.tracing.reset()
-    mlflow.set_experiment(experiment_id=experiment_id)
-    yield experiment_id
-    mlflow.tracing.reset()
-
-
 def _agg(kind, p=None):
     return MetricAggregation(aggregation_type=kind, percentile_value=p)
 

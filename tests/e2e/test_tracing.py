@@ -15,16 +15,6 @@ import requests
 from mlflow.entities import AssessmentSource, SpanEvent, SpanType
 
 
-@pytest.fixture
-def traced(tracking, experiment_id, monkeypatch):
-    """Synchronous trace export into a fresh experiment; returns the experiment id."""
-    monkeypatch.setenv("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
-    mlflow.tracing.reset()
-    mlflow.set_experiment(experiment_id=experiment_id)
-    yield experiment_id
-    mlflow.tracing.reset()
-
-
 @mlflow.trace(span_type=SpanType.CHAIN, attributes={"stage": "outer"})
 def outer(x):
     return inner(x) + 1
