@@ -5,7 +5,7 @@
 use super::sql::is_unique_violation;
 use super::sql::{get_i64, get_str, Dialect, Sql};
 use super::traces::{assessment_from_row, trace_not_found, ASSESSMENT_COLUMNS};
-use super::{now_ms, retry_conflicts, Store};
+use super::{now_ms, Store};
 use crate::domain::assessments::{new_id, Assessment};
 use crate::error::{MlflowError, Result};
 
@@ -136,38 +136,39 @@ impl Store {
             a.last_update_time_ms = now;
         }
         a.valid = true;
-        retry_conflicts(|| async {
-            let d = self.dialect;
-            let mut tx = self.begin_write().await?;
-            let (exp, ts) = Self::lock_trace_row(&mut tx, d, &a.trace_id).await?;
-            if let Some(over) = &a.overrides {
-                let mut sql = Sql::new(d);
-                sql.push("UPDATE assessments SET valid = ")
-                    .bind(false)
-                    .push(" WHERE trace_id = ")
-                    .bind(a.trace_id.as_str())
-                    .push(" AND assessment_id = ")
-                    .bind(over.as_str());
-                if sql.query().execute(&mut *tx).await?.rows_affected() == 0 {
-                    return Err(assessment_not_found(&a.trace_id, over));
-                }
-            }
-            assessment_insert(d, &a, exp, ts, false)
-                .query()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        MlflowError::already_exists(format!(
-                            "Assessment with ID '{}' already exists",
-                            a.assessment_id
-                        ))
-                    } else {
-                        e.into()
+        let a = &a;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let d = self.dialect;
+                let (exp, ts) = Self::lock_trace_row(&mut *tx, d, &a.trace_id).await?;
+                if let Some(over) = &a.overrides {
+                    let mut sql = Sql::new(d);
+                    sql.push("UPDATE assessments SET valid = ")
+                        .bind(false)
+                        .push(" WHERE trace_id = ")
+                        .bind(a.trace_id.as_str())
+                        .push(" AND assessment_id = ")
+                        .bind(over.as_str());
+                    if sql.query().execute(&mut *tx).await?.rows_affected() == 0 {
+                        return Err(assessment_not_found(&a.trace_id, over));
                     }
-                })?;
-            tx.commit().await?;
-            Ok(())
+                }
+                assessment_insert(d, a, exp, ts, false)
+                    .query()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| {
+                        if is_unique_violation(&e) {
+                            MlflowError::already_exists(format!(
+                                "Assessment with ID '{}' already exists",
+                                a.assessment_id
+                            ))
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                Ok(())
+            })
         })
         .await?;
         self.get_assessment(&a.trace_id, &a.assessment_id).await
@@ -225,43 +226,48 @@ impl Store {
             .bind(updated.trace_id.as_str())
             .push(" AND assessment_id = ")
             .bind(updated.assessment_id.as_str());
-        let mut tx = self.begin_write().await?;
-        sql.query().execute(&mut *tx).await?;
-        tx.commit().await?;
+        let sql = &sql;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                sql.query().execute(&mut *tx).await?;
+                Ok(())
+            })
+        })
+        .await?;
         self.get_assessment(&updated.trace_id, &updated.assessment_id)
             .await
     }
 
     /// Deletes an assessment (absent: nothing to do); the one it overrode is valid again.
     pub async fn delete_assessment(&self, trace_id: &str, assessment_id: &str) -> Result<()> {
-        retry_conflicts(|| async {
-            let d = self.dialect;
-            let mut tx = self.begin_write().await?;
-            Self::lock_trace_row(&mut tx, d, trace_id).await?;
-            let mut sql = Sql::new(d);
-            sql.push("SELECT overrides FROM assessments WHERE trace_id = ")
-                .bind(trace_id)
-                .push(" AND assessment_id = ")
-                .bind(assessment_id);
-            let Some(row) = sql.query().fetch_optional(&mut *tx).await? else {
-                return Ok(());
-            };
-            if let Some(over) = get_str(&row, 0) {
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let d = self.dialect;
+                Self::lock_trace_row(&mut *tx, d, trace_id).await?;
                 let mut sql = Sql::new(d);
-                sql.push("UPDATE assessments SET valid = ")
-                    .bind(true)
-                    .push(" WHERE assessment_id = ")
-                    .bind(over.as_str());
+                sql.push("SELECT overrides FROM assessments WHERE trace_id = ")
+                    .bind(trace_id)
+                    .push(" AND assessment_id = ")
+                    .bind(assessment_id);
+                let Some(row) = sql.query().fetch_optional(&mut *tx).await? else {
+                    return Ok(());
+                };
+                if let Some(over) = get_str(&row, 0) {
+                    let mut sql = Sql::new(d);
+                    sql.push("UPDATE assessments SET valid = ")
+                        .bind(true)
+                        .push(" WHERE assessment_id = ")
+                        .bind(over.as_str());
+                    sql.query().execute(&mut *tx).await?;
+                }
+                let mut sql = Sql::new(d);
+                sql.push("DELETE FROM assessments WHERE trace_id = ")
+                    .bind(trace_id)
+                    .push(" AND assessment_id = ")
+                    .bind(assessment_id);
                 sql.query().execute(&mut *tx).await?;
-            }
-            let mut sql = Sql::new(d);
-            sql.push("DELETE FROM assessments WHERE trace_id = ")
-                .bind(trace_id)
-                .push(" AND assessment_id = ")
-                .bind(assessment_id);
-            sql.query().execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(())
+                Ok(())
+            })
         })
         .await
     }

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 
 use super::datasets::{dataset_not_found, schema_col};
 use super::sql::{get_i64, get_str, Dialect, Sql};
-use super::{now_ms, retry_conflicts, Store};
+use super::{now_ms, Store};
 use crate::domain::datasets::{
     digest, input_hash, merge_record, new_record, profile, record_user, update_schema,
     DatasetRecord, WRAPPED_OUTPUT_KEY,
@@ -182,80 +182,80 @@ impl Store {
         dataset_id: &str,
         records: &[PyValue],
     ) -> Result<(i64, i64)> {
-        retry_conflicts(|| async {
-            let d = self.dialect;
-            let now = now_ms();
-            let mut tx = self.begin_write().await?;
-            let mut sql = Sql::new(d);
-            sql.push(&format!(
-                "SELECT name, {} FROM evaluation_datasets WHERE dataset_id = ",
-                schema_col(d)
-            ))
-            .bind(dataset_id)
-            .push(d.row_lock());
-            let row = sql
-                .query()
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| dataset_not_found(dataset_id))?;
-            let name = get_str(&row, 0).unwrap_or_default();
-            let old_schema = get_str(&row, 1);
-            let (mut inserted, mut updated) = (0, 0);
-            let mut updated_by = None;
-            for raw in records {
-                let inputs = raw
-                    .get("inputs")
-                    .cloned()
-                    .unwrap_or(PyValue::Dict(Vec::new()));
-                let hash = input_hash(&inputs);
-                if let Some(user) = record_user(raw.get("tags").filter(|t| t.truthy())) {
-                    updated_by = Some(user);
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let d = self.dialect;
+                let now = now_ms();
+                let mut sql = Sql::new(d);
+                sql.push(&format!(
+                    "SELECT name, {} FROM evaluation_datasets WHERE dataset_id = ",
+                    schema_col(d)
+                ))
+                .bind(dataset_id)
+                .push(d.row_lock());
+                let row = sql
+                    .query()
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| dataset_not_found(dataset_id))?;
+                let name = get_str(&row, 0).unwrap_or_default();
+                let old_schema = get_str(&row, 1);
+                let (mut inserted, mut updated) = (0, 0);
+                let mut updated_by = None;
+                for raw in records {
+                    let inputs = raw
+                        .get("inputs")
+                        .cloned()
+                        .unwrap_or(PyValue::Dict(Vec::new()));
+                    let hash = input_hash(&inputs);
+                    if let Some(user) = record_user(raw.get("tags").filter(|t| t.truthy())) {
+                        updated_by = Some(user);
+                    }
+                    let mut sql = Sql::new(d);
+                    sql.push("SELECT ")
+                        .push(&select_columns(d))
+                        .push(" FROM evaluation_dataset_records WHERE dataset_id = ")
+                        .bind(dataset_id)
+                        .push(" AND input_hash = ")
+                        .bind(hash.as_str());
+                    match sql.query().fetch_optional(&mut *tx).await? {
+                        Some(row) => {
+                            let mut record = record_from_row(&row);
+                            merge_record(&mut record, raw, now);
+                            update_record(d, &record).query().execute(&mut *tx).await?;
+                            updated += 1;
+                        }
+                        None => {
+                            let record = new_record(dataset_id, raw, now)?;
+                            insert_record(d, &record, &hash)
+                                .query()
+                                .execute(&mut *tx)
+                                .await?;
+                            inserted += 1;
+                        }
+                    }
                 }
                 let mut sql = Sql::new(d);
-                sql.push("SELECT ")
-                    .push(&select_columns(d))
-                    .push(" FROM evaluation_dataset_records WHERE dataset_id = ")
-                    .bind(dataset_id)
-                    .push(" AND input_hash = ")
-                    .bind(hash.as_str());
-                match sql.query().fetch_optional(&mut *tx).await? {
-                    Some(row) => {
-                        let mut record = record_from_row(&row);
-                        merge_record(&mut record, raw, now);
-                        update_record(d, &record).query().execute(&mut *tx).await?;
-                        updated += 1;
-                    }
-                    None => {
-                        let record = new_record(dataset_id, raw, now)?;
-                        insert_record(d, &record, &hash)
-                            .query()
-                            .execute(&mut *tx)
-                            .await?;
-                        inserted += 1;
-                    }
+                sql.push("SELECT COUNT(*) FROM evaluation_dataset_records WHERE dataset_id = ")
+                    .bind(dataset_id);
+                let count = get_i64(&sql.query().fetch_one(&mut *tx).await?, 0).unwrap_or(0);
+                let mut sql = Sql::new(d);
+                sql.push("UPDATE evaluation_datasets SET last_update_time = ")
+                    .bind(now)
+                    .push(", last_updated_by = ")
+                    .bind(updated_by.clone())
+                    .push(", digest = ")
+                    .bind(digest(&name, now));
+                if let Some(schema) = update_schema(old_schema.as_deref(), records) {
+                    sql.push(&format!(", {} = ", schema_col(d))).bind(schema);
                 }
-            }
-            let mut sql = Sql::new(d);
-            sql.push("SELECT COUNT(*) FROM evaluation_dataset_records WHERE dataset_id = ")
-                .bind(dataset_id);
-            let count = get_i64(&sql.query().fetch_one(&mut *tx).await?, 0).unwrap_or(0);
-            let mut sql = Sql::new(d);
-            sql.push("UPDATE evaluation_datasets SET last_update_time = ")
-                .bind(now)
-                .push(", last_updated_by = ")
-                .bind(updated_by.clone())
-                .push(", digest = ")
-                .bind(digest(&name, now));
-            if let Some(schema) = update_schema(old_schema.as_deref(), records) {
-                sql.push(&format!(", {} = ", schema_col(d))).bind(schema);
-            }
-            if let Some(p) = profile(count) {
-                sql.push(", profile = ").bind(p);
-            }
-            sql.push(" WHERE dataset_id = ").bind(dataset_id);
-            sql.query().execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok((inserted, updated))
+                if let Some(p) = profile(count) {
+                    sql.push(", profile = ").bind(p);
+                }
+                sql.push(" WHERE dataset_id = ").bind(dataset_id);
+                sql.query().execute(&mut *tx).await?;
+                Ok((inserted, updated))
+            })
         })
         .await
     }
@@ -320,39 +320,39 @@ impl Store {
         if ids.is_empty() {
             return Ok(0);
         }
-        retry_conflicts(|| async {
-            let d = self.dialect;
-            let mut tx = self.begin_write().await?;
-            let mut sql = Sql::new(d);
-            sql.push("DELETE FROM evaluation_dataset_records WHERE dataset_id = ")
-                .bind(dataset_id)
-                .push(" AND dataset_record_id IN ")
-                .bind_list(ids);
-            let deleted = sql.query().execute(&mut *tx).await?.rows_affected() as i64;
-            if deleted > 0 {
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let d = self.dialect;
                 let mut sql = Sql::new(d);
-                sql.push("SELECT profile FROM evaluation_datasets WHERE dataset_id = ")
-                    .bind(dataset_id);
-                if let Some(row) = sql.query().fetch_optional(&mut *tx).await? {
-                    let before = get_str(&row, 0)
-                        .and_then(|p| PyValue::loads(&p))
-                        .and_then(|p| match p.get("num_records") {
-                            Some(PyValue::Int(n)) => Some(*n as i64),
-                            _ => None,
-                        })
-                        .unwrap_or(0);
-                    // MLflow writes JSON null when no record is left.
-                    let after = profile((before - deleted).max(0)).unwrap_or("null".into());
+                sql.push("DELETE FROM evaluation_dataset_records WHERE dataset_id = ")
+                    .bind(dataset_id)
+                    .push(" AND dataset_record_id IN ")
+                    .bind_list(ids);
+                let deleted = sql.query().execute(&mut *tx).await?.rows_affected() as i64;
+                if deleted > 0 {
                     let mut sql = Sql::new(d);
-                    sql.push("UPDATE evaluation_datasets SET profile = ")
-                        .bind(after)
-                        .push(" WHERE dataset_id = ")
+                    sql.push("SELECT profile FROM evaluation_datasets WHERE dataset_id = ")
                         .bind(dataset_id);
-                    sql.query().execute(&mut *tx).await?;
+                    if let Some(row) = sql.query().fetch_optional(&mut *tx).await? {
+                        let before = get_str(&row, 0)
+                            .and_then(|p| PyValue::loads(&p))
+                            .and_then(|p| match p.get("num_records") {
+                                Some(PyValue::Int(n)) => Some(*n as i64),
+                                _ => None,
+                            })
+                            .unwrap_or(0);
+                        // MLflow writes JSON null when no record is left.
+                        let after = profile((before - deleted).max(0)).unwrap_or("null".into());
+                        let mut sql = Sql::new(d);
+                        sql.push("UPDATE evaluation_datasets SET profile = ")
+                            .bind(after)
+                            .push(" WHERE dataset_id = ")
+                            .bind(dataset_id);
+                        sql.query().execute(&mut *tx).await?;
+                    }
                 }
-            }
-            tx.commit().await?;
-            Ok(deleted)
+                Ok(deleted)
+            })
         })
         .await
     }

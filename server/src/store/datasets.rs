@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 
 use super::search::{dataset_clause, dataset_order};
 use super::sql::{get_i64, get_str, Dialect, Sql};
-use super::{now_ms, retry_conflicts, Page, Store};
+use super::{now_ms, Page, Store};
 use crate::domain::datasets::{digest, new_dataset_id, Dataset, USER_TAG};
 use crate::domain::search::{Clause, OrderKey};
 use crate::error::{MlflowError, Result};
@@ -115,43 +115,42 @@ impl Store {
             .rev()
             .find(|(k, _)| k == USER_TAG)
             .map(|(_, v)| v.clone());
-        retry_conflicts(|| async {
-            let d = self.dialect;
-            let mut tx = self.begin_write().await?;
-            let mut sql = Sql::new(d);
-            sql.push(
-                "INSERT INTO evaluation_datasets (dataset_id, name, digest, created_time, \
+        let id = &id;
+        let user = &user;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let d = self.dialect;
+                let mut sql = Sql::new(d);
+                sql.push(
+                    "INSERT INTO evaluation_datasets (dataset_id, name, digest, created_time, \
                  last_update_time, created_by, last_updated_by) VALUES (",
-            )
-            .bind(id.as_str())
-            .push(", ")
-            .bind(name)
-            .push(", ")
-            .bind(digest(name, now))
-            .push(", ")
-            .bind(now)
-            .push(", ")
-            .bind(now)
-            .push(", ")
-            .bind(user.clone())
-            .push(", ")
-            .bind(user.clone())
-            .push(")");
-            sql.query().execute(&mut *tx).await?;
-            if !tags.is_empty() {
-                tags_upsert(d, &id, tags).query().execute(&mut *tx).await?;
-            }
-            for exp in experiment_ids {
-                associate(d, &id, exp, now)
-                    .query()
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(())
+                )
+                .bind(id.as_str())
+                .push(", ")
+                .bind(name)
+                .push(", ")
+                .bind(digest(name, now))
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(user.clone())
+                .push(", ")
+                .bind(user.clone())
+                .push(")");
+                sql.query().execute(&mut *tx).await?;
+                if !tags.is_empty() {
+                    tags_upsert(d, id, tags).query().execute(&mut *tx).await?;
+                }
+                for exp in experiment_ids {
+                    associate(d, id, exp, now).query().execute(&mut *tx).await?;
+                }
+                Ok(())
+            })
         })
         .await?;
-        let mut dataset = self.get_dataset(&id).await?;
+        let mut dataset = self.get_dataset(id).await?;
         dataset.experiment_ids = Some(experiment_ids.to_vec());
         Ok(dataset)
     }
@@ -200,32 +199,32 @@ impl Store {
 
     /// Deletes a dataset with its records, tags and associations; absent: nothing to do.
     pub async fn delete_dataset(&self, dataset_id: &str) -> Result<()> {
-        retry_conflicts(|| async {
-            let d = self.dialect;
-            let mut tx = self.begin_write().await?;
-            let mut sql = Sql::new(d);
-            sql.push("DELETE FROM entity_associations WHERE (source_type = ")
-                .bind(DATASET_SOURCE)
-                .push(" AND source_id = ")
-                .bind(dataset_id)
-                .push(") OR (destination_type = ")
-                .bind(DATASET_SOURCE)
-                .push(" AND destination_id = ")
-                .bind(dataset_id)
-                .push(")");
-            sql.query().execute(&mut *tx).await?;
-            for table in [
-                "evaluation_dataset_records",
-                "evaluation_dataset_tags",
-                "evaluation_datasets",
-            ] {
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let d = self.dialect;
                 let mut sql = Sql::new(d);
-                sql.push(&format!("DELETE FROM {table} WHERE dataset_id = "))
-                    .bind(dataset_id);
+                sql.push("DELETE FROM entity_associations WHERE (source_type = ")
+                    .bind(DATASET_SOURCE)
+                    .push(" AND source_id = ")
+                    .bind(dataset_id)
+                    .push(") OR (destination_type = ")
+                    .bind(DATASET_SOURCE)
+                    .push(" AND destination_id = ")
+                    .bind(dataset_id)
+                    .push(")");
                 sql.query().execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(())
+                for table in [
+                    "evaluation_dataset_records",
+                    "evaluation_dataset_tags",
+                    "evaluation_datasets",
+                ] {
+                    let mut sql = Sql::new(d);
+                    sql.push(&format!("DELETE FROM {table} WHERE dataset_id = "))
+                        .bind(dataset_id);
+                    sql.query().execute(&mut *tx).await?;
+                }
+                Ok(())
+            })
         })
         .await
     }
@@ -283,14 +282,14 @@ impl Store {
         if tags.is_empty() {
             return Ok(());
         }
-        retry_conflicts(|| async {
-            let mut tx = self.begin_write().await?;
-            tags_upsert(self.dialect, dataset_id, tags)
-                .query()
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                tags_upsert(self.dialect, dataset_id, tags)
+                    .query()
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(())
+            })
         })
         .await
     }
@@ -302,10 +301,14 @@ impl Store {
             .bind(dataset_id)
             .push(&format!(" AND {} = ", self.dialect.key_col()))
             .bind(key);
-        let mut tx = self.begin_write().await?;
-        sql.query().execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        let sql = &sql;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                sql.query().execute(&mut *tx).await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// The experiments a dataset belongs to, in the order they were associated.
@@ -351,39 +354,39 @@ impl Store {
                 }
             }
         }
-        retry_conflicts(|| async {
-            let d = self.dialect;
-            let mut tx = self.begin_write().await?;
-            let mut changed = add;
-            for exp in experiment_ids {
-                if add {
-                    associate(d, dataset_id, exp, now_ms())
-                        .query()
-                        .execute(&mut *tx)
-                        .await?;
-                } else {
-                    let mut sql = Sql::new(d);
-                    sql.push("DELETE FROM entity_associations WHERE source_type = ")
-                        .bind(DATASET_SOURCE)
-                        .push(" AND source_id = ")
-                        .bind(dataset_id)
-                        .push(" AND destination_type = ")
-                        .bind(EXPERIMENT_DESTINATION)
-                        .push(" AND destination_id = ")
-                        .bind(exp.as_str());
-                    changed |= sql.query().execute(&mut *tx).await?.rows_affected() > 0;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let d = self.dialect;
+                let mut changed = add;
+                for exp in experiment_ids {
+                    if add {
+                        associate(d, dataset_id, exp, now_ms())
+                            .query()
+                            .execute(&mut *tx)
+                            .await?;
+                    } else {
+                        let mut sql = Sql::new(d);
+                        sql.push("DELETE FROM entity_associations WHERE source_type = ")
+                            .bind(DATASET_SOURCE)
+                            .push(" AND source_id = ")
+                            .bind(dataset_id)
+                            .push(" AND destination_type = ")
+                            .bind(EXPERIMENT_DESTINATION)
+                            .push(" AND destination_id = ")
+                            .bind(exp.as_str());
+                        changed |= sql.query().execute(&mut *tx).await?.rows_affected() > 0;
+                    }
                 }
-            }
-            if changed {
-                let mut sql = Sql::new(d);
-                sql.push("UPDATE evaluation_datasets SET last_update_time = ")
-                    .bind(now_ms())
-                    .push(" WHERE dataset_id = ")
-                    .bind(dataset_id);
-                sql.query().execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(())
+                if changed {
+                    let mut sql = Sql::new(d);
+                    sql.push("UPDATE evaluation_datasets SET last_update_time = ")
+                        .bind(now_ms())
+                        .push(" WHERE dataset_id = ")
+                        .bind(dataset_id);
+                    sql.query().execute(&mut *tx).await?;
+                }
+                Ok(())
+            })
         })
         .await?;
         self.get_dataset(dataset_id).await

@@ -72,28 +72,18 @@ impl Store {
     ) -> Result<String> {
         // Simultaneous creations can deadlock on MySQL's unique-index locks; the retried
         // loser then finds the name taken and answers RESOURCE_ALREADY_EXISTS.
-        super::retry_conflicts(|| {
-            self.create_experiment_once(name, artifact_location.clone(), tags)
-        })
-        .await
-    }
-
-    async fn create_experiment_once(
-        &self,
-        name: &str,
-        artifact_location: Option<String>,
-        tags: &[KeyValue],
-    ) -> Result<String> {
-        let mut tx = self.writer.begin().await?;
-        let mut sql = self.sql();
-        sql.push("SELECT experiment_id FROM experiments WHERE name = ")
-            .bind(name);
-        if sql.query().fetch_optional(&mut *tx).await?.is_some() {
-            return Err(already_exists(name));
-        }
-        let now = now_ms();
-        let mut sql = self.sql();
-        sql.push(
+        let artifact_location = &artifact_location;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let mut sql = self.sql();
+                sql.push("SELECT experiment_id FROM experiments WHERE name = ")
+                    .bind(name);
+                if sql.query().fetch_optional(&mut *tx).await?.is_some() {
+                    return Err(already_exists(name));
+                }
+                let now = now_ms();
+                let mut sql = self.sql();
+                sql.push(
             "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, \
              last_update_time) VALUES (",
         )
@@ -105,34 +95,36 @@ impl Store {
         .push(", ")
         .bind(now)
         .push(")");
-        let id = sql
-            .insert_returning_id("experiment_id", &mut tx)
-            .await
-            .map_err(|e| unique_to_exists(e, name))?
-            .ok_or_else(|| MlflowError::internal("no experiment id was generated"))?;
-        if artifact_location.is_none() {
-            let mut sql = self.sql();
-            sql.push("UPDATE experiments SET artifact_location = ")
-                .bind(self.experiment_artifact_location(id))
-                .push(" WHERE experiment_id = ")
-                .bind(id);
-            sql.query().execute(&mut *tx).await?;
-        }
-        for tag in tags {
-            let mut sql = self.sql();
-            sql.push("INSERT INTO experiment_tags (")
-                .push(self.dialect.key_col())
-                .push(", value, experiment_id) VALUES (")
-                .bind(&tag.key)
-                .push(", ")
-                .bind(&tag.value)
-                .push(", ")
-                .bind(id)
-                .push(")");
-            sql.query().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(id.to_string())
+                let id = sql
+                    .insert_returning_id("experiment_id", &mut *tx)
+                    .await
+                    .map_err(|e| unique_to_exists(e, name))?
+                    .ok_or_else(|| MlflowError::internal("no experiment id was generated"))?;
+                if artifact_location.is_none() {
+                    let mut sql = self.sql();
+                    sql.push("UPDATE experiments SET artifact_location = ")
+                        .bind(self.experiment_artifact_location(id))
+                        .push(" WHERE experiment_id = ")
+                        .bind(id);
+                    sql.query().execute(&mut *tx).await?;
+                }
+                for tag in tags {
+                    let mut sql = self.sql();
+                    sql.push("INSERT INTO experiment_tags (")
+                        .push(self.dialect.key_col())
+                        .push(", value, experiment_id) VALUES (")
+                        .bind(&tag.key)
+                        .push(", ")
+                        .bind(&tag.value)
+                        .push(", ")
+                        .bind(id)
+                        .push(")");
+                    sql.query().execute(&mut *tx).await?;
+                }
+                Ok(id.to_string())
+            })
+        })
+        .await
     }
 
     pub async fn get_experiment(&self, id: i64) -> Result<Experiment> {
@@ -199,34 +191,38 @@ impl Store {
     pub async fn rename_experiment(&self, id: i64, new_name: &str) -> Result<()> {
         // Read before taking the writer: with an in-memory store both are one connection.
         let exp = self.get_experiment(id).await?;
-        let mut tx = self.writer.begin().await?;
-        if exp.lifecycle_stage != "active" {
-            return Err(MlflowError::new(
-                ErrorCode::InvalidState,
-                "Cannot rename a non-active experiment.",
-            ));
-        }
-        let mut sql = self.sql();
-        sql.push("SELECT experiment_id FROM experiments WHERE name = ")
-            .bind(new_name)
-            .push(" AND experiment_id <> ")
-            .bind(id);
-        if sql.query().fetch_optional(&mut *tx).await?.is_some() {
-            return Err(already_exists(new_name));
-        }
-        let mut sql = self.sql();
-        sql.push("UPDATE experiments SET name = ")
-            .bind(new_name)
-            .push(", last_update_time = ")
-            .bind(now_ms())
-            .push(" WHERE experiment_id = ")
-            .bind(id);
-        sql.query()
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| unique_to_exists(e, new_name))?;
-        tx.commit().await?;
-        Ok(())
+        let exp = &exp;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                if exp.lifecycle_stage != "active" {
+                    return Err(MlflowError::new(
+                        ErrorCode::InvalidState,
+                        "Cannot rename a non-active experiment.",
+                    ));
+                }
+                let mut sql = self.sql();
+                sql.push("SELECT experiment_id FROM experiments WHERE name = ")
+                    .bind(new_name)
+                    .push(" AND experiment_id <> ")
+                    .bind(id);
+                if sql.query().fetch_optional(&mut *tx).await?.is_some() {
+                    return Err(already_exists(new_name));
+                }
+                let mut sql = self.sql();
+                sql.push("UPDATE experiments SET name = ")
+                    .bind(new_name)
+                    .push(", last_update_time = ")
+                    .bind(now_ms())
+                    .push(" WHERE experiment_id = ")
+                    .bind(id);
+                sql.query()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| unique_to_exists(e, new_name))?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Soft-deletes or restores an experiment and, with it, its runs.
@@ -239,26 +235,29 @@ impl Store {
             )));
         }
         let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let mut sql = self.sql();
-        sql.push("UPDATE experiments SET lifecycle_stage = ")
-            .bind(stage)
-            .push(", last_update_time = ")
-            .bind(now)
-            .push(" WHERE experiment_id = ")
-            .bind(id);
-        sql.query().execute(&mut *tx).await?;
-        let deleted_time = if stage == "deleted" { Some(now) } else { None };
-        let mut sql = self.sql();
-        sql.push("UPDATE runs SET lifecycle_stage = ")
-            .bind(stage)
-            .push(", deleted_time = ")
-            .bind(deleted_time)
-            .push(" WHERE experiment_id = ")
-            .bind(id);
-        sql.query().execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let mut sql = self.sql();
+                sql.push("UPDATE experiments SET lifecycle_stage = ")
+                    .bind(stage)
+                    .push(", last_update_time = ")
+                    .bind(now)
+                    .push(" WHERE experiment_id = ")
+                    .bind(id);
+                sql.query().execute(&mut *tx).await?;
+                let deleted_time = if stage == "deleted" { Some(now) } else { None };
+                let mut sql = self.sql();
+                sql.push("UPDATE runs SET lifecycle_stage = ")
+                    .bind(stage)
+                    .push(", deleted_time = ")
+                    .bind(deleted_time)
+                    .push(" WHERE experiment_id = ")
+                    .bind(id);
+                sql.query().execute(&mut *tx).await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub(super) async fn require_active_experiment(&self, id: i64) -> Result<Experiment> {
@@ -274,28 +273,31 @@ impl Store {
 
     pub async fn set_experiment_tag(&self, id: i64, key: &str, value: &str) -> Result<()> {
         self.require_active_experiment(id).await?;
-        let mut tx = self.writer.begin().await?;
-        let mut sql = self.sql();
-        sql.push("DELETE FROM experiment_tags WHERE experiment_id = ")
-            .bind(id)
-            .push(" AND ")
-            .push(self.dialect.key_col())
-            .push(" = ")
-            .bind(key);
-        sql.query().execute(&mut *tx).await?;
-        let mut sql = self.sql();
-        sql.push("INSERT INTO experiment_tags (")
-            .push(self.dialect.key_col())
-            .push(", value, experiment_id) VALUES (")
-            .bind(key)
-            .push(", ")
-            .bind(value)
-            .push(", ")
-            .bind(id)
-            .push(")");
-        sql.query().execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let mut sql = self.sql();
+                sql.push("DELETE FROM experiment_tags WHERE experiment_id = ")
+                    .bind(id)
+                    .push(" AND ")
+                    .push(self.dialect.key_col())
+                    .push(" = ")
+                    .bind(key);
+                sql.query().execute(&mut *tx).await?;
+                let mut sql = self.sql();
+                sql.push("INSERT INTO experiment_tags (")
+                    .push(self.dialect.key_col())
+                    .push(", value, experiment_id) VALUES (")
+                    .bind(key)
+                    .push(", ")
+                    .bind(value)
+                    .push(", ")
+                    .bind(id)
+                    .push(")");
+                sql.query().execute(&mut *tx).await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn delete_experiment_tag(&self, id: i64, key: &str) -> Result<()> {
@@ -307,8 +309,8 @@ impl Store {
             .push(self.dialect.key_col())
             .push(" = ")
             .bind(key);
-        let done = sql.query().execute(&self.writer).await?;
-        if done.rows_affected() == 0 {
+        let done = self.write_statement(&sql).await?;
+        if done == 0 {
             return Err(MlflowError::not_found(format!(
                 "No tag with name: {key} in experiment with id {id}"
             )));

@@ -11,7 +11,6 @@
 //! also lose a deadlock against another server process: it is then retried the same way, and
 //! each single write retries its own conflicts.
 
-use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::runs::{Batch, MetricRow};
@@ -129,8 +128,9 @@ async fn commit_group(store: &Store, group: Vec<Pending>) {
 async fn apply_all(store: &Store, group: &[Pending]) -> Result<()> {
     let (plain, other): (Vec<&Pending>, Vec<&Pending>) =
         group.iter().partition(|p| p.metrics_only());
-    let mut conn = store.writer.acquire().await?;
-    let mut tx = conn.begin().await?;
+    // Begun like every write transaction, but not retried as a whole: a failed group is
+    // answered write by write.
+    let mut tx = store.begin_write().await?;
     for p in other {
         store.apply_batch(&mut tx, &p.run_id, &p.batch).await?;
     }
@@ -157,12 +157,7 @@ async fn apply_all(store: &Store, group: &[Pending]) -> Result<()> {
 }
 
 async fn apply_one(store: &Store, p: &Pending) -> Result<()> {
-    super::retry_conflicts(|| async {
-        let mut conn = store.writer.acquire().await?;
-        let mut tx = conn.begin().await?;
-        store.apply_batch(&mut tx, &p.run_id, &p.batch).await?;
-        tx.commit().await?;
-        Ok(())
-    })
-    .await
+    store
+        .write(|tx, _| Box::pin(store.apply_batch(tx, &p.run_id, &p.batch)))
+        .await
 }

@@ -81,7 +81,7 @@ impl Store {
             .push(", ")
             .bind(new.created_by.clone())
             .push(")");
-        sql.query().execute(&self.writer).await?;
+        self.write_statement(&sql).await?;
         self.get_issue(&issue_id).await
     }
 
@@ -116,8 +116,8 @@ impl Store {
             }
         }
         sql.push(" WHERE issue_id = ").bind(issue_id);
-        let done = sql.query().execute(&self.writer).await?;
-        if done.rows_affected() == 0 {
+        let done = self.write_statement(&sql).await?;
+        if done == 0 {
             return Err(issue_not_found(issue_id));
         }
         self.get_issue(issue_id).await

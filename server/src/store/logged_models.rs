@@ -67,36 +67,43 @@ impl Store {
             exp.artifact_location.trim_end_matches('/')
         );
         let now = now_ms();
-        let mut tx = self.writer.begin().await?;
-        let mut sql = self.sql();
-        sql.push(
-            "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, \
+        let location = &location;
+        let model_id = &model_id;
+        let new = &new;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let mut sql = self.sql();
+                sql.push(
+                    "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, \
              creation_timestamp_ms, last_updated_timestamp_ms, status, lifecycle_stage, \
              model_type, source_run_id, status_message) VALUES (",
-        )
-        .bind(&model_id)
-        .push(", ")
-        .bind(new.experiment_id)
-        .push(", ")
-        .bind(&new.name)
-        .push(", ")
-        .bind(&location)
-        .push(", ")
-        .bind(now)
-        .push(", ")
-        .bind(now)
-        .push(", 1, 'active', ")
-        .bind(new.model_type.unwrap_or_default())
-        .push(", ")
-        .bind(new.source_run_id)
-        .push(", NULL)");
-        sql.query().execute(&mut *tx).await?;
-        self.upsert_entries(&mut tx, &model_id, new.experiment_id, &new.params, false)
-            .await?;
-        self.upsert_entries(&mut tx, &model_id, new.experiment_id, &new.tags, true)
-            .await?;
-        tx.commit().await?;
-        self.get_logged_model(&model_id, false).await
+                )
+                .bind(model_id)
+                .push(", ")
+                .bind(new.experiment_id)
+                .push(", ")
+                .bind(&new.name)
+                .push(", ")
+                .bind(location)
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(now)
+                .push(", 1, 'active', ")
+                .bind(new.model_type.clone().unwrap_or_default())
+                .push(", ")
+                .bind(new.source_run_id.clone())
+                .push(", NULL)");
+                sql.query().execute(&mut *tx).await?;
+                self.upsert_entries(&mut *tx, model_id, new.experiment_id, &new.params, false)
+                    .await?;
+                self.upsert_entries(&mut *tx, model_id, new.experiment_id, &new.tags, true)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await?;
+        self.get_logged_model(model_id, false).await
     }
 
     pub async fn get_logged_model(
@@ -198,7 +205,7 @@ impl Store {
             .bind(now_ms())
             .push(" WHERE model_id = ")
             .bind(model_id);
-        sql.query().execute(&self.writer).await?;
+        self.write_statement(&sql).await?;
         self.get_logged_model(model_id, false).await
     }
 
@@ -211,7 +218,7 @@ impl Store {
         .bind(now_ms())
         .push(" WHERE model_id = ")
         .bind(model_id);
-        sql.query().execute(&self.writer).await?;
+        self.write_statement(&sql).await?;
         Ok(())
     }
 
@@ -224,11 +231,14 @@ impl Store {
     ) -> Result<()> {
         let model = self.get_logged_model(model_id, false).await?;
         let experiment_id: i64 = model.info.experiment_id.parse().unwrap_or(0);
-        let mut tx = self.writer.begin().await?;
-        self.upsert_entries(&mut tx, model_id, experiment_id, items, tags)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                self.upsert_entries(&mut *tx, model_id, experiment_id, items, tags)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Upserts tags (`tags = true`) or params of a logged model inside the caller's
@@ -277,8 +287,8 @@ impl Store {
             .bind(model_id)
             .push(" AND tag_key = ")
             .bind(key);
-        let done = sql.query().execute(&self.writer).await?;
-        if done.rows_affected() == 0 {
+        let done = self.write_statement(&sql).await?;
+        if done == 0 {
             return Err(MlflowError::not_found(format!(
                 "No tag with key '{key}' found for model with ID '{model_id}'."
             )));

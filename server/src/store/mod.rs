@@ -15,7 +15,7 @@
 //! keeps 64 concurrent clients free of "database is locked".
 //! PostgreSQL and MySQL get one pool for both, sized by the caller or
 //! `MLFLOW_SQLALCHEMYSTORE_POOL_SIZE`; several server processes may share the database, so
-//! writes that lose a lock conflict are retried ([`retry_conflicts`]) and an unreachable
+//! writes that lose a lock conflict are retried ([`Store::write`]) and an unreachable
 //! database answers 503 until the pool reconnects.
 
 mod assessments;
@@ -44,7 +44,7 @@ use sqlx::AnyPool;
 
 use crate::error::MlflowError;
 use sql::{Dialect, Sql};
-pub(crate) use tx::{is_conflict_error, retry_conflicts};
+pub(crate) use tx::is_conflict_error;
 pub use uri::{redact as redact_uri, StoreUri};
 
 pub use gateway::{new_gateway_id, new_secret_id, EndpointFields, NewSecret};

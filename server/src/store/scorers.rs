@@ -6,7 +6,7 @@
 use sqlx::any::AnyRow;
 
 use super::sql::{get_f64, get_i64, get_str, Sql};
-use super::{now_ms, retry_conflicts, Store};
+use super::{now_ms, Store};
 use crate::domain::scorers::{OnlineScoringConfig, ScorerVersion};
 use crate::error::{MlflowError, Result};
 
@@ -43,21 +43,22 @@ impl Store {
         serialized: &str,
     ) -> Result<ScorerVersion> {
         self.require_active_experiment(experiment_id).await?;
-        let (scorer_id, version) = retry_conflicts(|| async {
-            let d = self.dialect;
-            let mut tx = self.begin_write().await?;
-            let mut sql = Sql::new(d);
-            sql.push("SELECT scorer_id FROM scorers WHERE experiment_id = ")
-                .bind(experiment_id)
-                .push(" AND scorer_name = ")
-                .bind(name)
-                .push(d.row_lock());
-            let scorer_id = match sql.query().fetch_optional(&mut *tx).await? {
-                Some(row) => get_str(&row, 0).unwrap_or_default(),
-                None => {
-                    let id = uuid::Uuid::new_v4().to_string();
+        let (scorer_id, version) = self
+            .write(|tx, _| {
+                Box::pin(async move {
+                    let d = self.dialect;
                     let mut sql = Sql::new(d);
-                    sql.push(
+                    sql.push("SELECT scorer_id FROM scorers WHERE experiment_id = ")
+                        .bind(experiment_id)
+                        .push(" AND scorer_name = ")
+                        .bind(name)
+                        .push(d.row_lock());
+                    let scorer_id = match sql.query().fetch_optional(&mut *tx).await? {
+                        Some(row) => get_str(&row, 0).unwrap_or_default(),
+                        None => {
+                            let id = uuid::Uuid::new_v4().to_string();
+                            let mut sql = Sql::new(d);
+                            sql.push(
                         "INSERT INTO scorers (experiment_id, scorer_name, scorer_id) VALUES (",
                     )
                     .bind(experiment_id)
@@ -66,17 +67,17 @@ impl Store {
                     .push(", ")
                     .bind(id.as_str())
                     .push(")");
-                    sql.query().execute(&mut *tx).await?;
-                    id
-                }
-            };
-            let mut sql = Sql::new(d);
-            sql.push("SELECT MAX(scorer_version) FROM scorer_versions WHERE scorer_id = ")
-                .bind(scorer_id.as_str());
-            let max = get_i64(&sql.query().fetch_one(&mut *tx).await?, 0);
-            let version = max.map_or(1, |m| m + 1);
-            let mut sql = Sql::new(d);
-            sql.push(
+                            sql.query().execute(&mut *tx).await?;
+                            id
+                        }
+                    };
+                    let mut sql = Sql::new(d);
+                    sql.push("SELECT MAX(scorer_version) FROM scorer_versions WHERE scorer_id = ")
+                        .bind(scorer_id.as_str());
+                    let max = get_i64(&sql.query().fetch_one(&mut *tx).await?, 0);
+                    let version = max.map_or(1, |m| m + 1);
+                    let mut sql = Sql::new(d);
+                    sql.push(
                 "INSERT INTO scorer_versions (scorer_id, scorer_version, serialized_scorer, \
                  creation_time) VALUES (",
             )
@@ -88,11 +89,11 @@ impl Store {
             .push(", ")
             .bind(now_ms())
             .push(")");
-            sql.query().execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok((scorer_id.clone(), version))
-        })
-        .await?;
+                    sql.query().execute(&mut *tx).await?;
+                    Ok((scorer_id.clone(), version))
+                })
+            })
+            .await?;
         let mut sql = self.sql();
         sql.push(VERSION_SELECT)
             .push(" WHERE v.scorer_id = ")
@@ -167,33 +168,34 @@ impl Store {
             .await?
             .remove(0)
             .scorer_id;
-        retry_conflicts(|| async {
-            let d = self.dialect;
-            let mut tx = self.begin_write().await?;
-            let mut sql = Sql::new(d);
-            sql.push("DELETE FROM scorer_versions WHERE scorer_id = ")
-                .bind(scorer_id.as_str());
-            if let Some(v) = version {
-                sql.push(" AND scorer_version = ").bind(v);
-            }
-            sql.query().execute(&mut *tx).await?;
-            if version.is_none() {
-                for (table, column) in [
-                    ("online_scoring_configs", "scorer_id"),
-                    ("endpoint_bindings", "resource_id"),
-                    ("scorers", "scorer_id"),
-                ] {
-                    let mut sql = Sql::new(d);
-                    sql.push(&format!("DELETE FROM {table} WHERE {column} = "))
-                        .bind(scorer_id.as_str());
-                    if table == "endpoint_bindings" {
-                        sql.push(" AND resource_type = ").bind("scorer");
-                    }
-                    sql.query().execute(&mut *tx).await?;
+        let scorer_id = &scorer_id;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let d = self.dialect;
+                let mut sql = Sql::new(d);
+                sql.push("DELETE FROM scorer_versions WHERE scorer_id = ")
+                    .bind(scorer_id.as_str());
+                if let Some(v) = version {
+                    sql.push(" AND scorer_version = ").bind(v);
                 }
-            }
-            tx.commit().await?;
-            Ok(())
+                sql.query().execute(&mut *tx).await?;
+                if version.is_none() {
+                    for (table, column) in [
+                        ("online_scoring_configs", "scorer_id"),
+                        ("endpoint_bindings", "resource_id"),
+                        ("scorers", "scorer_id"),
+                    ] {
+                        let mut sql = Sql::new(d);
+                        sql.push(&format!("DELETE FROM {table} WHERE {column} = "))
+                            .bind(scorer_id.as_str());
+                        if table == "endpoint_bindings" {
+                            sql.push(" AND resource_type = ").bind("scorer");
+                        }
+                        sql.query().execute(&mut *tx).await?;
+                    }
+                }
+                Ok(())
+            })
         })
         .await
     }
@@ -235,30 +237,31 @@ impl Store {
         filter_string: Option<String>,
     ) -> Result<OnlineScoringConfig> {
         let config_id = uuid::Uuid::new_v4().simple().to_string();
-        retry_conflicts(|| async {
-            let mut tx = self.begin_write().await?;
-            let mut sql = Sql::new(self.dialect);
-            sql.push("DELETE FROM online_scoring_configs WHERE scorer_id = ")
-                .bind(scorer_id);
-            sql.query().execute(&mut *tx).await?;
-            let mut sql = Sql::new(self.dialect);
-            sql.push(
-                "INSERT INTO online_scoring_configs (online_scoring_config_id, scorer_id, \
+        let (id, filter) = (&config_id, &filter_string);
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let mut sql = Sql::new(self.dialect);
+                sql.push("DELETE FROM online_scoring_configs WHERE scorer_id = ")
+                    .bind(scorer_id);
+                sql.query().execute(&mut *tx).await?;
+                let mut sql = Sql::new(self.dialect);
+                sql.push(
+                    "INSERT INTO online_scoring_configs (online_scoring_config_id, scorer_id, \
                  sample_rate, experiment_id, filter_string) VALUES (",
-            )
-            .bind(config_id.as_str())
-            .push(", ")
-            .bind(scorer_id)
-            .push(", ")
-            .bind(sample_rate)
-            .push(", ")
-            .bind(experiment_id)
-            .push(", ")
-            .bind(filter_string.clone())
-            .push(")");
-            sql.query().execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(())
+                )
+                .bind(id.as_str())
+                .push(", ")
+                .bind(scorer_id)
+                .push(", ")
+                .bind(sample_rate)
+                .push(", ")
+                .bind(experiment_id)
+                .push(", ")
+                .bind(filter.clone())
+                .push(")");
+                sql.query().execute(&mut *tx).await?;
+                Ok(())
+            })
         })
         .await?;
         Ok(OnlineScoringConfig {
@@ -277,35 +280,35 @@ impl Store {
         scorer_id: &str,
         display_name: &str,
     ) -> Result<()> {
-        retry_conflicts(|| async {
-            let mut tx = self.begin_write().await?;
-            let mut sql = Sql::new(self.dialect);
-            sql.push("DELETE FROM endpoint_bindings WHERE resource_type = ")
-                .bind("scorer")
-                .push(" AND resource_id = ")
-                .bind(scorer_id);
-            sql.query().execute(&mut *tx).await?;
-            let now = now_ms();
-            let mut sql = Sql::new(self.dialect);
-            sql.push(
-                "INSERT INTO endpoint_bindings (endpoint_id, resource_type, resource_id, \
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let mut sql = Sql::new(self.dialect);
+                sql.push("DELETE FROM endpoint_bindings WHERE resource_type = ")
+                    .bind("scorer")
+                    .push(" AND resource_id = ")
+                    .bind(scorer_id);
+                sql.query().execute(&mut *tx).await?;
+                let now = now_ms();
+                let mut sql = Sql::new(self.dialect);
+                sql.push(
+                    "INSERT INTO endpoint_bindings (endpoint_id, resource_type, resource_id, \
                  created_at, last_updated_at, display_name) VALUES (",
-            )
-            .bind(endpoint_id)
-            .push(", ")
-            .bind("scorer")
-            .push(", ")
-            .bind(scorer_id)
-            .push(", ")
-            .bind(now)
-            .push(", ")
-            .bind(now)
-            .push(", ")
-            .bind(display_name)
-            .push(")");
-            sql.query().execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(())
+                )
+                .bind(endpoint_id)
+                .push(", ")
+                .bind("scorer")
+                .push(", ")
+                .bind(scorer_id)
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(now)
+                .push(", ")
+                .bind(display_name)
+                .push(")");
+                sql.query().execute(&mut *tx).await?;
+                Ok(())
+            })
         })
         .await
     }

@@ -1,9 +1,13 @@
-//! Write transactions: how a database error maps to MLflow's errors, and the retry of a
-//! transaction that lost a lock conflict.
+//! Write transactions: how a database error maps to MLflow's errors, and [`Store::write`],
+//! the one path of every write, which begins, commits and retries on a lost lock conflict.
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
-use super::sql::{is_conflict, is_too_long, is_transient};
+use futures::future::BoxFuture;
+use sqlx::AnyConnection;
+
+use super::sql::{is_conflict, is_too_long, is_transient, Sql};
 use super::Store;
 use crate::error::{ErrorCode, MlflowError, Result};
 
@@ -32,7 +36,8 @@ impl From<sqlx::Error> for MlflowError {
 }
 
 /// Message prefix of a transaction that lost a lock conflict (deadlock victim, serialization
-/// failure, lock wait timeout): the store retries those itself, and the client may too.
+/// failure, lock wait timeout, SQLite busy): the store retries those itself, and the client
+/// may too.
 const CONFLICT: &str = "Concurrent writes conflicted in the backend store; retry the request: ";
 
 /// Whether a write failed only because of a lock conflict with another transaction.
@@ -40,34 +45,129 @@ pub(crate) fn is_conflict_error(err: &MlflowError) -> bool {
     err.code == ErrorCode::TemporarilyUnavailable && err.message.starts_with(CONFLICT)
 }
 
-/// Runs a whole write transaction again (a few times, with jittered backoff) when it lost a
-/// lock conflict; the database rolled the loser back entirely, so nothing is applied twice.
-pub(crate) async fn retry_conflicts<T, F, Fut>(mut op: F) -> Result<T, MlflowError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, MlflowError>>,
-{
-    let mut attempt: u64 = 0;
-    loop {
-        match op().await {
-            Err(e) if attempt < 8 && is_conflict_error(&e) => {
-                attempt += 1;
-                let jitter = fastrand::u64(0..10 * attempt);
-                tokio::time::sleep(Duration::from_millis(5 * attempt + jitter)).await;
-            }
-            other => return other,
-        }
-    }
-}
+/// Most attempts of one write transaction that keeps losing lock conflicts.
+const MAX_ATTEMPTS: u64 = 9;
+
+/// Ties the borrow of the transaction handed to a [`Store::write`] op to the caller's borrows
+/// (`'env: 'c`), so the op's future may capture the caller's references. The op ignores it.
+pub(super) type Scope<'c, 'env> = PhantomData<&'c &'env ()>;
 
 impl Store {
-    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`,
-    /// waiting under the busy timeout), so a transaction never reads a snapshot that another
-    /// process then outdates before its first write (SQLITE_BUSY_SNAPSHOT).
+    /// Every write transaction of the store: begins it the one way ([`Store::begin_write`]),
+    /// runs `op` in it and commits. When it lost a lock conflict (deadlock victim,
+    /// serialization failure, lock wait timeout, SQLite busy) the database rolled it back
+    /// entirely, so it runs the whole op again, a few times with jittered backoff; nothing is
+    /// applied twice. Any other error rolls the transaction back (by drop) and is returned.
+    ///
+    /// `op` must be repeatable: reads it depends on belong inside it, and reads on the reader
+    /// pool must stay outside it (for an in-memory store both pools are one connection).
+    pub(super) async fn write<'env, T, F>(&'env self, mut op: F) -> Result<T>
+    where
+        F: for<'c> FnMut(&'c mut AnyConnection, Scope<'c, 'env>) -> BoxFuture<'c, Result<T>>,
+    {
+        let mut attempt: u64 = 1;
+        loop {
+            let outcome = async {
+                let mut tx = self.begin_write().await?;
+                let out = op(&mut tx, PhantomData).await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+            .await;
+            match outcome {
+                Err(e) if attempt < MAX_ATTEMPTS && is_conflict_error(&e) => {
+                    let jitter = fastrand::u64(0..10 * attempt);
+                    tokio::time::sleep(Duration::from_millis(5 * attempt + jitter)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One write statement, through [`Store::write`]; returns the rows it affected.
+    pub(super) async fn write_statement(&self, sql: &Sql) -> Result<u64> {
+        self.write(|tx, _| {
+            Box::pin(async move { Ok(sql.query().execute(tx).await?.rows_affected()) })
+        })
+        .await
+    }
+
+    /// Begins a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`, waiting under the busy timeout), so a transaction never reads a
+    /// snapshot that another process then outdates before its first write
+    /// (SQLITE_BUSY_SNAPSHOT). Only [`Store::write`] and the group commit (which falls back
+    /// to [`Store::write`] for each of its writes) call it.
     pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(match self.dialect.begin_write() {
             Some(begin) => self.writer.begin_with(begin).await?,
             None => self.writer.begin().await?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+    use sqlx::{Connection, Executor, Row};
+
+    use crate::store::{Store, StoreOptions};
+
+    /// How long another process keeps SQLite's write lock.
+    const HOLD: Duration = Duration::from_millis(300);
+
+    /// A write that waits out the busy timeout behind another process's write lock fails with
+    /// SQLITE_BUSY, a conflict: `write` runs it again, and it lands once the lock is released.
+    /// Setting an experiment tag is a write that was not retried before every write went
+    /// through `write`.
+    #[tokio::test]
+    async fn a_write_locked_out_past_the_busy_timeout_is_retried() {
+        let dir = std::env::temp_dir().join(format!("mlflow-write-retry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("m.db");
+        let store = Store::open(&StoreOptions {
+            uri: format!("sqlite:///{}", path.display()),
+            default_artifact_root: "mlflow-artifacts:/".into(),
+            max_connections: 2,
+            pool_size: None,
+        })
+        .await
+        .expect("open store");
+        // The writer pool is one connection: a short busy timeout ends each attempt soon.
+        (&store.writer)
+            .execute("PRAGMA busy_timeout = 50")
+            .await
+            .expect("busy timeout");
+        let mut other =
+            SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&path))
+                .await
+                .expect("second connection");
+        other.execute("BEGIN IMMEDIATE").await.expect("write lock");
+
+        let started = Instant::now();
+        let write = tokio::spawn({
+            let store = store.clone();
+            async move { store.set_experiment_tag(0, "k", "v").await }
+        });
+        tokio::time::sleep(HOLD).await;
+        other.execute("ROLLBACK").await.expect("release");
+        write
+            .await
+            .expect("join")
+            .expect("the write is retried past the lock");
+        assert!(started.elapsed() >= HOLD);
+
+        let row = sqlx::query(
+            "SELECT COUNT(*), MAX(value) FROM experiment_tags WHERE experiment_id = 0 AND key = 'k'",
+        )
+        .fetch_one(&store.reader)
+        .await
+        .expect("read tag");
+        assert_eq!(row.get::<i64, _>(0), 1);
+        assert_eq!(row.get::<String, _>(1), "v");
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

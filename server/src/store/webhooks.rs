@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 
 use super::sql::{get_i64, get_str, Sql};
-use super::{now_ms, retry_conflicts, Store};
+use super::{now_ms, Store};
 use crate::error::{MlflowError, Result};
 
 /// A webhook row with its subscribed events, as stored.
@@ -84,36 +84,36 @@ fn insert_events(
 impl Store {
     /// Inserts a webhook with its events; the id and timestamps are the row's.
     pub async fn create_webhook(&self, row: &WebhookRow) -> Result<()> {
-        retry_conflicts(|| async {
-            let d = self.dialect;
-            let mut tx = self.begin_write().await?;
-            let mut sql = Sql::new(d);
-            sql.push(
-                "INSERT INTO webhooks (webhook_id, name, description, url, status, secret, \
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let d = self.dialect;
+                let mut sql = Sql::new(d);
+                sql.push(
+                    "INSERT INTO webhooks (webhook_id, name, description, url, status, secret, \
                  creation_timestamp, last_updated_timestamp) VALUES (",
-            )
-            .bind(row.webhook_id.as_str())
-            .push(", ")
-            .bind(row.name.as_str())
-            .push(", ")
-            .bind(row.description.clone())
-            .push(", ")
-            .bind(row.url.as_str())
-            .push(", ")
-            .bind(row.status.as_str())
-            .push(", ")
-            .bind(row.secret.clone())
-            .push(", ")
-            .bind(row.creation_timestamp)
-            .push(", ")
-            .bind(row.last_updated_timestamp)
-            .push(")");
-            sql.query().execute(&mut *tx).await?;
-            if let Some(sql) = insert_events(d, &row.webhook_id, &row.events) {
+                )
+                .bind(row.webhook_id.as_str())
+                .push(", ")
+                .bind(row.name.as_str())
+                .push(", ")
+                .bind(row.description.clone())
+                .push(", ")
+                .bind(row.url.as_str())
+                .push(", ")
+                .bind(row.status.as_str())
+                .push(", ")
+                .bind(row.secret.clone())
+                .push(", ")
+                .bind(row.creation_timestamp)
+                .push(", ")
+                .bind(row.last_updated_timestamp)
+                .push(")");
                 sql.query().execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(())
+                if let Some(sql) = insert_events(d, &row.webhook_id, &row.events) {
+                    sql.query().execute(&mut *tx).await?;
+                }
+                Ok(())
+            })
         })
         .await
     }
@@ -183,63 +183,63 @@ impl Store {
 
     /// Applies `changes` to a live webhook and stamps it; not found if there is none.
     pub async fn update_webhook(&self, webhook_id: &str, changes: &WebhookChanges) -> Result<()> {
-        retry_conflicts(|| async {
-            let d = self.dialect;
-            let mut tx = self.begin_write().await?;
-            let mut sql = Sql::new(d);
-            sql.push("UPDATE webhooks SET last_updated_timestamp = ")
-                .bind(now_ms());
-            let columns = [
-                ("name", &changes.name),
-                ("description", &changes.description),
-                ("url", &changes.url),
-                ("secret", &changes.secret),
-                ("status", &changes.status),
-            ];
-            for (column, value) in columns {
-                if let Some(v) = value {
-                    sql.push(&format!(", {column} = ")).bind(v.as_str());
-                }
-            }
-            sql.push(" WHERE webhook_id = ")
-                .bind(webhook_id)
-                .push(" AND deleted_timestamp IS NULL");
-            if sql.query().execute(&mut *tx).await?.rows_affected() == 0 {
-                return Err(webhook_not_found(webhook_id));
-            }
-            if let Some(events) = &changes.events {
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let d = self.dialect;
                 let mut sql = Sql::new(d);
-                sql.push("DELETE FROM webhook_events WHERE webhook_id = ")
-                    .bind(webhook_id);
-                sql.query().execute(&mut *tx).await?;
-                if let Some(sql) = insert_events(d, webhook_id, events) {
-                    sql.query().execute(&mut *tx).await?;
+                sql.push("UPDATE webhooks SET last_updated_timestamp = ")
+                    .bind(now_ms());
+                let columns = [
+                    ("name", &changes.name),
+                    ("description", &changes.description),
+                    ("url", &changes.url),
+                    ("secret", &changes.secret),
+                    ("status", &changes.status),
+                ];
+                for (column, value) in columns {
+                    if let Some(v) = value {
+                        sql.push(&format!(", {column} = ")).bind(v.as_str());
+                    }
                 }
-            }
-            tx.commit().await?;
-            Ok(())
+                sql.push(" WHERE webhook_id = ")
+                    .bind(webhook_id)
+                    .push(" AND deleted_timestamp IS NULL");
+                if sql.query().execute(&mut *tx).await?.rows_affected() == 0 {
+                    return Err(webhook_not_found(webhook_id));
+                }
+                if let Some(events) = &changes.events {
+                    let mut sql = Sql::new(d);
+                    sql.push("DELETE FROM webhook_events WHERE webhook_id = ")
+                        .bind(webhook_id);
+                    sql.query().execute(&mut *tx).await?;
+                    if let Some(sql) = insert_events(d, webhook_id, events) {
+                        sql.query().execute(&mut *tx).await?;
+                    }
+                }
+                Ok(())
+            })
         })
         .await
     }
 
     /// Marks a live webhook deleted (MLflow keeps the row); not found if there is none.
     pub async fn delete_webhook(&self, webhook_id: &str) -> Result<()> {
-        retry_conflicts(|| async {
-            let now = now_ms();
-            let mut tx = self.begin_write().await?;
-            let mut sql = self.sql();
-            sql.push("UPDATE webhooks SET deleted_timestamp = ")
-                .bind(now)
-                .push(", last_updated_timestamp = ")
-                .bind(now)
-                .push(" WHERE webhook_id = ")
-                .bind(webhook_id)
-                .push(" AND deleted_timestamp IS NULL");
-            if sql.query().execute(&mut *tx).await?.rows_affected() == 0 {
-                return Err(webhook_not_found(webhook_id));
-            }
-            tx.commit().await?;
-            Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let now = now_ms();
+                let mut sql = self.sql();
+                sql.push("UPDATE webhooks SET deleted_timestamp = ")
+                    .bind(now)
+                    .push(", last_updated_timestamp = ")
+                    .bind(now)
+                    .push(" WHERE webhook_id = ")
+                    .bind(webhook_id)
+                    .push(" AND deleted_timestamp IS NULL");
+                if sql.query().execute(&mut *tx).await?.rows_affected() == 0 {
+                    return Err(webhook_not_found(webhook_id));
+                }
+                Ok(())
+            })
         })
         .await
     }

@@ -18,7 +18,7 @@ pub use new_id as new_gateway_id;
 pub use secrets::{new_secret_id, NewSecret};
 
 use super::sql::{is_unique_violation, Sql};
-use super::{retry_conflicts, Store};
+use super::Store;
 use crate::error::{MlflowError, Result};
 
 /// A new gateway id: MLflow's prefix and a UUID's hex digits.
@@ -31,21 +31,22 @@ impl Store {
     async fn gateway_write(
         &self,
         stmts: &[Sql],
-        duplicate: impl Fn() -> MlflowError,
+        duplicate: impl Fn() -> MlflowError + Sync,
     ) -> Result<()> {
-        retry_conflicts(|| async {
-            let mut tx = self.begin_write().await?;
-            for sql in stmts {
-                if let Err(e) = sql.query().execute(&mut *tx).await {
-                    if is_unique_violation(&e) {
-                        tracing::debug!(error = %e, "gateway write hit a unique key");
-                        return Err(duplicate());
+        let duplicate = &duplicate;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                for sql in stmts {
+                    if let Err(e) = sql.query().execute(&mut *tx).await {
+                        if is_unique_violation(&e) {
+                            tracing::debug!(error = %e, "gateway write hit a unique key");
+                            return Err(duplicate());
+                        }
+                        return Err(e.into());
                     }
-                    return Err(e.into());
                 }
-            }
-            tx.commit().await?;
-            Ok(())
+                Ok(())
+            })
         })
         .await
     }

@@ -63,30 +63,23 @@ impl Store {
         alias: &str,
         version: i64,
     ) -> Result<()> {
-        crate::store::retry_conflicts(|| self.set_registered_model_alias_once(name, alias, version))
-            .await
-    }
-
-    async fn set_registered_model_alias_once(
-        &self,
-        name: &str,
-        alias: &str,
-        version: i64,
-    ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        self.lock_live_version(&mut tx, name, version).await?;
-        let mut sql = self.sql();
-        sql.push("INSERT INTO registered_model_aliases (alias, version, name, workspace) VALUES (")
-            .bind(alias)
-            .push(", ")
-            .bind(version)
-            .push(", ")
-            .bind(name)
-            .push(", 'default')")
-            .push(&self.dialect.upsert("workspace, name, alias", "version"));
-        sql.query().execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                self.lock_live_version(&mut *tx, name, version).await?;
+                let mut sql = self.sql();
+                sql.push("INSERT INTO registered_model_aliases (alias, version, name, workspace) VALUES (")
+                    .bind(alias)
+                    .push(", ")
+                    .bind(version)
+                    .push(", ")
+                    .bind(name)
+                    .push(", 'default')")
+                    .push(&self.dialect.upsert("workspace, name, alias", "version"));
+                sql.query().execute(&mut *tx).await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn delete_registered_model_alias(&self, name: &str, alias: &str) -> Result<()> {
@@ -96,7 +89,7 @@ impl Store {
             .bind(name)
             .push(" AND alias = ")
             .bind(alias);
-        sql.query().execute(&self.writer).await?;
+        self.write_statement(&sql).await?;
         Ok(())
     }
 

@@ -24,9 +24,10 @@ impl Store {
         description: &str,
     ) -> Result<RegisteredModel> {
         let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        let mut sql = self.sql();
-        sql.push(
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let mut sql = self.sql();
+                sql.push(
             "INSERT INTO registered_models (name, creation_time, last_updated_time, description, \
              workspace) VALUES (",
         )
@@ -38,16 +39,19 @@ impl Store {
         .push(", ")
         .bind(description)
         .push(", 'default')");
-        // The primary key decides a race between two creators: one insert wins.
-        if let Err(err) = sql.query().execute(&mut *tx).await {
-            return Err(if is_unique_violation(&err) {
-                rm_exists(name)
-            } else {
-                err.into()
-            });
-        }
-        self.put_rm_tags(&mut tx, name, tags).await?;
-        tx.commit().await?;
+                // The primary key decides a race between two creators: one insert wins.
+                if let Err(err) = sql.query().execute(&mut *tx).await {
+                    return Err(if is_unique_violation(&err) {
+                        rm_exists(name)
+                    } else {
+                        err.into()
+                    });
+                }
+                self.put_rm_tags(&mut *tx, name, tags).await?;
+                Ok(())
+            })
+        })
+        .await?;
         self.get_registered_model(name).await
     }
 
@@ -159,7 +163,7 @@ impl Store {
             .bind(now_ms())
             .push(" WHERE workspace = 'default' AND name = ")
             .bind(name);
-        sql.query().execute(&self.writer).await?;
+        self.write_statement(&sql).await?;
         self.get_registered_model(name).await
     }
 
@@ -168,96 +172,101 @@ impl Store {
         name: &str,
         new_name: &str,
     ) -> Result<RegisteredModel> {
-        crate::store::retry_conflicts(|| self.rename_registered_model_once(name, new_name)).await?;
+        self.rename_model_rows(name, new_name).await?;
         self.get_registered_model(new_name).await
     }
 
-    async fn rename_registered_model_once(&self, name: &str, new_name: &str) -> Result<()> {
+    async fn rename_model_rows(&self, name: &str, new_name: &str) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        self.lock_registered_model(&mut tx, name, now).await?;
-        if new_name != name {
-            let mut sql = self.sql();
-            sql.push("SELECT name FROM registered_models WHERE workspace = 'default' AND name = ")
-                .bind(new_name);
-            if sql.query().fetch_optional(&mut *tx).await?.is_some() {
-                return Err(rm_exists(new_name));
-            }
-        }
-        // The parent row first: with foreign keys on, ON UPDATE CASCADE moves the children
-        // and the explicit updates below find nothing left; with them off, those do the work.
-        let mut sql = self.sql();
-        sql.push("UPDATE registered_models SET name = ")
-            .bind(new_name)
-            .push(", last_updated_time = ")
-            .bind(now)
-            .push(" WHERE workspace = 'default' AND name = ")
-            .bind(name);
-        if let Err(err) = sql.query().execute(&mut *tx).await {
-            return Err(if is_unique_violation(&err) {
-                rm_exists(new_name)
-            } else {
-                err.into()
-            });
-        }
-        if new_name != name {
-            for table in [
-                "model_versions",
-                "model_version_tags",
-                "registered_model_tags",
-                "registered_model_aliases",
-            ] {
+        self.write(|tx, _| {
+            Box::pin(async move {
+                self.lock_registered_model(&mut *tx, name, now).await?;
+                if new_name != name {
+                    let mut sql = self.sql();
+                    sql.push("SELECT name FROM registered_models WHERE workspace = 'default' AND name = ")
+                        .bind(new_name);
+                    if sql.query().fetch_optional(&mut *tx).await?.is_some() {
+                        return Err(rm_exists(new_name));
+                    }
+                }
+                // The parent row first: with foreign keys on, ON UPDATE CASCADE moves the children
+                // and the explicit updates below find nothing left; with them off, those do the work.
                 let mut sql = self.sql();
-                sql.push(&format!("UPDATE {table} SET name = "))
+                sql.push("UPDATE registered_models SET name = ")
                     .bind(new_name)
+                    .push(", last_updated_time = ")
+                    .bind(now)
                     .push(" WHERE workspace = 'default' AND name = ")
                     .bind(name);
+                if let Err(err) = sql.query().execute(&mut *tx).await {
+                    return Err(if is_unique_violation(&err) {
+                        rm_exists(new_name)
+                    } else {
+                        err.into()
+                    });
+                }
+                if new_name != name {
+                    for table in [
+                        "model_versions",
+                        "model_version_tags",
+                        "registered_model_tags",
+                        "registered_model_aliases",
+                    ] {
+                        let mut sql = self.sql();
+                        sql.push(&format!("UPDATE {table} SET name = "))
+                            .bind(new_name)
+                            .push(" WHERE workspace = 'default' AND name = ")
+                            .bind(name);
+                        sql.query().execute(&mut *tx).await?;
+                    }
+                }
+                let mut sql = self.sql();
+                sql.push("UPDATE model_versions SET last_updated_time = ")
+                    .bind(now)
+                    .push(" WHERE workspace = 'default' AND name = ")
+                    .bind(new_name);
                 sql.query().execute(&mut *tx).await?;
-            }
-        }
-        let mut sql = self.sql();
-        sql.push("UPDATE model_versions SET last_updated_time = ")
-            .bind(now)
-            .push(" WHERE workspace = 'default' AND name = ")
-            .bind(new_name);
-        sql.query().execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn delete_registered_model(&self, name: &str) -> Result<()> {
-        crate::store::retry_conflicts(|| self.delete_registered_model_once(name)).await
-    }
-
-    async fn delete_registered_model_once(&self, name: &str) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        self.lock_registered_model(&mut tx, name, now_ms()).await?;
-        // Children first, so that enforced foreign keys never see an orphan.
-        for table in [
-            "model_version_tags",
-            "registered_model_aliases",
-            "model_versions",
-            "registered_model_tags",
-            "registered_models",
-        ] {
-            let mut sql = self.sql();
-            sql.push(&format!(
-                "DELETE FROM {table} WHERE workspace = 'default' AND name = "
-            ))
-            .bind(name);
-            sql.query().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                self.lock_registered_model(&mut *tx, name, now_ms()).await?;
+                // Children first, so that enforced foreign keys never see an orphan.
+                for table in [
+                    "model_version_tags",
+                    "registered_model_aliases",
+                    "model_versions",
+                    "registered_model_tags",
+                    "registered_models",
+                ] {
+                    let mut sql = self.sql();
+                    sql.push(&format!(
+                        "DELETE FROM {table} WHERE workspace = 'default' AND name = "
+                    ))
+                    .bind(name);
+                    sql.query().execute(&mut *tx).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn set_registered_model_tag(&self, name: &str, tag: &KeyValue) -> Result<()> {
         self.check_registered_model(name).await?;
-        let mut tx = self.begin_write().await?;
-        self.put_rm_tags(&mut tx, name, std::slice::from_ref(tag))
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                self.put_rm_tags(&mut *tx, name, std::slice::from_ref(tag))
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
@@ -267,7 +276,7 @@ impl Store {
             .bind(name)
             .push(&format!(" AND {} = ", self.dialect.key_col()))
             .bind(key);
-        sql.query().execute(&self.writer).await?;
+        self.write_statement(&sql).await?;
         Ok(())
     }
 

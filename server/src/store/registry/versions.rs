@@ -11,7 +11,7 @@ use super::{
 };
 use crate::domain::registry::STAGE_DELETED_INTERNAL;
 use crate::domain::search::{Clause, OrderKey};
-use crate::error::{MlflowError, Result};
+use crate::error::{ErrorCode, MlflowError, Result};
 use crate::store::search::{push_order_by, push_registry_filter, RegistryTable};
 use crate::store::sql::{get_i64, get_str, is_unique_violation};
 use crate::store::{now_ms, Page, Store};
@@ -54,20 +54,17 @@ impl Store {
     /// of reading the same maximum; the primary key backs this up with a retry.
     pub async fn create_model_version(&self, new: &NewModelVersion) -> Result<ModelVersion> {
         for attempt in 1..=CREATE_VERSION_ATTEMPTS {
-            // A lost lock conflict (a deadlock victim) is rolled back whole and run again.
-            let outcome = crate::store::retry_conflicts(|| async {
-                match self.try_create_model_version(new).await {
-                    Ok(version) => Ok(Some(version)),
-                    Err(CreateError::Race) => Ok(None),
-                    Err(CreateError::Other(e)) => Err(e),
-                }
-            })
-            .await?;
-            match outcome {
-                Some(version) => return self.get_model_version(&new.name, version).await,
-                None => {
+            // A lost lock conflict (a deadlock victim) is run again by `write`; a number that
+            // another writer took first, here.
+            match self
+                .write(|tx, _| Box::pin(self.insert_next_version(tx, new)))
+                .await
+            {
+                Ok(version) => return self.get_model_version(&new.name, version).await,
+                Err(e) if is_version_taken(&e) => {
                     tracing::info!(name = %new.name, attempt, "model version number taken; retrying");
                 }
+                Err(e) => return Err(e),
             }
         }
         Err(MlflowError::internal(format!(
@@ -77,24 +74,21 @@ impl Store {
         )))
     }
 
-    async fn try_create_model_version(
+    /// Inserts the next version of `new.name` in the caller's transaction; returns its number.
+    async fn insert_next_version(
         &self,
+        tx: &mut AnyConnection,
         new: &NewModelVersion,
-    ) -> std::result::Result<i64, CreateError> {
+    ) -> Result<i64> {
         let now = now_ms();
-        let mut tx = self.begin_write().await?;
         // The update takes the row lock (the write lock on SQLite) before anything is read.
-        self.lock_registered_model(&mut tx, &new.name, now).await?;
+        self.lock_registered_model(tx, &new.name, now).await?;
         let mut sql = self.sql();
         sql.push("SELECT MAX(version) FROM model_versions WHERE workspace = 'default' AND name = ")
             .bind(&new.name);
         // A locking read where only that sees the latest committed rows (MySQL).
         sql.push(self.dialect.read_latest());
-        let row = sql
-            .query()
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(MlflowError::from)?;
+        let row = sql.query().fetch_one(&mut *tx).await?;
         let version = get_i64(&row, 0).unwrap_or(0) + 1;
         let mut sql = self.sql();
         sql.push(
@@ -122,18 +116,13 @@ impl Store {
         .push(", 'default')");
         if let Err(err) = sql.query().execute(&mut *tx).await {
             return Err(if is_unique_violation(&err) {
-                CreateError::Race
+                version_taken(&new.name, version)
             } else {
-                CreateError::Other(err.into())
+                err.into()
             });
         }
-        self.put_mv_tags(&mut tx, &new.name, version, &new.tags)
-            .await?;
-        match tx.commit().await {
-            Ok(()) => Ok(version),
-            Err(err) if is_unique_violation(&err) => Err(CreateError::Race),
-            Err(err) => Err(CreateError::Other(err.into())),
-        }
+        self.put_mv_tags(tx, &new.name, version, &new.tags).await?;
+        Ok(version)
     }
 
     async fn put_mv_tags(
@@ -252,7 +241,7 @@ impl Store {
             .bind(name)
             .push(" AND version = ")
             .bind(version);
-        sql.query().execute(&self.writer).await?;
+        self.write_statement(&sql).await?;
         self.get_model_version(name, version).await
     }
 
@@ -265,14 +254,12 @@ impl Store {
         stage: &str,
         archive_existing: bool,
     ) -> Result<ModelVersion> {
-        crate::store::retry_conflicts(|| {
-            self.transition_model_version_stage_once(name, version, stage, archive_existing)
-        })
-        .await?;
+        self.transition_stage_rows(name, version, stage, archive_existing)
+            .await?;
         self.get_model_version(name, version).await
     }
 
-    async fn transition_model_version_stage_once(
+    async fn transition_stage_rows(
         &self,
         name: &str,
         version: i64,
@@ -280,68 +267,72 @@ impl Store {
         archive_existing: bool,
     ) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        self.touch_registered_model(&mut tx, name, now).await?;
-        self.lock_live_version(&mut tx, name, version).await?;
-        if archive_existing {
-            let mut sql = self.sql();
-            sql.push("UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ")
-                .bind(now)
-                .push(" WHERE workspace = 'default' AND name = ")
-                .bind(name)
-                .push(" AND version <> ")
-                .bind(version)
-                .push(" AND current_stage = ")
-                .bind(stage);
-            sql.query().execute(&mut *tx).await?;
-        }
-        let mut sql = self.sql();
-        sql.push("UPDATE model_versions SET current_stage = ")
-            .bind(stage)
-            .push(", last_updated_time = ")
-            .bind(now)
-            .push(" WHERE workspace = 'default' AND name = ")
-            .bind(name)
-            .push(" AND version = ")
-            .bind(version);
-        sql.query().execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                self.touch_registered_model(&mut *tx, name, now).await?;
+                self.lock_live_version(&mut *tx, name, version).await?;
+                if archive_existing {
+                    let mut sql = self.sql();
+                    sql.push("UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ")
+                        .bind(now)
+                        .push(" WHERE workspace = 'default' AND name = ")
+                        .bind(name)
+                        .push(" AND version <> ")
+                        .bind(version)
+                        .push(" AND current_stage = ")
+                        .bind(stage);
+                    sql.query().execute(&mut *tx).await?;
+                }
+                let mut sql = self.sql();
+                sql.push("UPDATE model_versions SET current_stage = ")
+                    .bind(stage)
+                    .push(", last_updated_time = ")
+                    .bind(now)
+                    .push(" WHERE workspace = 'default' AND name = ")
+                    .bind(name)
+                    .push(" AND version = ")
+                    .bind(version);
+                sql.query().execute(&mut *tx).await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// MLflow's soft delete: the row stays (its number is never reused) with its stage set
     /// to `Deleted_Internal` and its identifying fields redacted; its aliases go.
     pub async fn delete_model_version(&self, name: &str, version: i64) -> Result<()> {
-        crate::store::retry_conflicts(|| self.delete_model_version_once(name, version)).await
-    }
-
-    async fn delete_model_version_once(&self, name: &str, version: i64) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        self.touch_registered_model(&mut tx, name, now).await?;
-        self.lock_live_version(&mut tx, name, version).await?;
-        let mut sql = self.sql();
-        sql.push("DELETE FROM registered_model_aliases WHERE workspace = 'default' AND name = ")
-            .bind(name)
-            .push(" AND version = ")
-            .bind(version);
-        sql.query().execute(&mut *tx).await?;
-        let mut sql = self.sql();
-        sql.push("UPDATE model_versions SET current_stage = ")
-            .bind(STAGE_DELETED_INTERNAL)
-            .push(", last_updated_time = ")
-            .bind(now)
-            .push(
-                ", description = NULL, user_id = NULL, source = 'REDACTED-SOURCE-PATH', \
+        self.write(|tx, _| {
+            Box::pin(async move {
+                self.touch_registered_model(&mut *tx, name, now).await?;
+                self.lock_live_version(&mut *tx, name, version).await?;
+                let mut sql = self.sql();
+                sql.push(
+                    "DELETE FROM registered_model_aliases WHERE workspace = 'default' AND name = ",
+                )
+                .bind(name)
+                .push(" AND version = ")
+                .bind(version);
+                sql.query().execute(&mut *tx).await?;
+                let mut sql = self.sql();
+                sql.push("UPDATE model_versions SET current_stage = ")
+                    .bind(STAGE_DELETED_INTERNAL)
+                    .push(", last_updated_time = ")
+                    .bind(now)
+                    .push(
+                        ", description = NULL, user_id = NULL, source = 'REDACTED-SOURCE-PATH', \
                  run_id = 'REDACTED-RUN-ID', run_link = 'REDACTED-RUN-LINK', \
                  status_message = NULL WHERE workspace = 'default' AND name = ",
-            )
-            .bind(name)
-            .push(" AND version = ")
-            .bind(version);
-        sql.query().execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+                    )
+                    .bind(name)
+                    .push(" AND version = ")
+                    .bind(version);
+                sql.query().execute(&mut *tx).await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Where a version's files are: its storage location, else its source.
@@ -381,11 +372,14 @@ impl Store {
         tag: &KeyValue,
     ) -> Result<()> {
         self.fetch_mv(name, version).await?;
-        let mut tx = self.begin_write().await?;
-        self.put_mv_tags(&mut tx, name, version, std::slice::from_ref(tag))
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                self.put_mv_tags(&mut *tx, name, version, std::slice::from_ref(tag))
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn delete_model_version_tag(
@@ -402,7 +396,7 @@ impl Store {
             .bind(version)
             .push(&format!(" AND {} = ", self.dialect.key_col()))
             .bind(key);
-        sql.query().execute(&self.writer).await?;
+        self.write_statement(&sql).await?;
         Ok(())
     }
 
@@ -441,15 +435,17 @@ impl Store {
     }
 }
 
-/// Why one attempt to create a version failed.
-enum CreateError {
-    /// Another writer took the version number first.
-    Race,
-    Other(MlflowError),
+/// Message prefix of a create whose version number another writer took first: the whole
+/// transaction rolls back and the create runs again with the next number.
+const VERSION_TAKEN: &str = "Model version number taken by a concurrent create: ";
+
+fn version_taken(name: &str, version: i64) -> MlflowError {
+    MlflowError::new(
+        ErrorCode::ResourceAlreadyExists,
+        format!("{VERSION_TAKEN}{name} version {version}"),
+    )
 }
 
-impl From<MlflowError> for CreateError {
-    fn from(e: MlflowError) -> Self {
-        CreateError::Other(e)
-    }
+fn is_version_taken(err: &MlflowError) -> bool {
+    err.code == ErrorCode::ResourceAlreadyExists && err.message.starts_with(VERSION_TAKEN)
 }

@@ -31,15 +31,17 @@ impl Store {
             "{}/{run_id}/artifacts",
             exp.artifact_location.trim_end_matches('/')
         );
-        crate::store::retry_conflicts(|| async {
-            let mut tx = self.writer.begin().await?;
-            let mut sql = self.sql();
-            sql.push(
+        let artifact_uri = &artifact_uri;
+        let run_id = &run_id;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let mut sql = self.sql();
+                sql.push(
                 "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, \
                  user_id, status, start_time, end_time, source_version, lifecycle_stage, \
                  artifact_uri, experiment_id, deleted_time) VALUES (",
             )
-            .bind(&run_id)
+            .bind(run_id)
             .push(", ")
             .bind(run_name)
             .push(", 'UNKNOWN', '', '', ")
@@ -47,17 +49,17 @@ impl Store {
             .push(", 'RUNNING', ")
             .bind(start_time)
             .push(", NULL, '', 'active', ")
-            .bind(&artifact_uri)
+            .bind(artifact_uri)
             .push(", ")
             .bind(experiment_id)
             .push(", NULL)");
-            sql.query().execute(&mut *tx).await?;
-            self.upsert_tags(&mut tx, &run_id, tags).await?;
-            tx.commit().await?;
-            Ok(())
+                sql.query().execute(&mut *tx).await?;
+                self.upsert_tags(&mut *tx, run_id, tags).await?;
+                Ok(())
+            })
         })
         .await?;
-        self.get_run(&run_id).await
+        self.get_run(run_id).await
     }
 
     pub(super) async fn fetch_info(&self, run_id: &str) -> Result<RunInfo> {
@@ -104,32 +106,33 @@ impl Store {
 
     /// Applies runs/update and returns the new info.
     pub async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
-        crate::store::retry_conflicts(|| async {
-            let mut tx = self.writer.begin().await?;
-            self.active_run_in(&mut tx, run_id).await?;
-            let mut sql = self.sql();
-            sql.push("UPDATE runs SET run_uuid = run_uuid");
-            if let Some(status) = &update.status {
-                sql.push(", status = ").bind(status);
-            }
-            if let Some(end_time) = update.end_time {
-                sql.push(", end_time = ").bind(end_time);
-            }
-            if let Some(name) = &update.run_name {
-                sql.push(", name = ").bind(name);
-            }
-            sql.push(" WHERE run_uuid = ").bind(run_id);
-            sql.query().execute(&mut *tx).await?;
-            if let Some(name) = &update.run_name {
-                let tag = KeyValue {
-                    key: RUN_NAME_TAG.into(),
-                    value: name.clone(),
-                };
-                self.upsert_tags(&mut tx, run_id, std::slice::from_ref(&tag))
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(())
+        let update = &update;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                self.active_run_in(&mut *tx, run_id).await?;
+                let mut sql = self.sql();
+                sql.push("UPDATE runs SET run_uuid = run_uuid");
+                if let Some(status) = &update.status {
+                    sql.push(", status = ").bind(status);
+                }
+                if let Some(end_time) = update.end_time {
+                    sql.push(", end_time = ").bind(end_time);
+                }
+                if let Some(name) = &update.run_name {
+                    sql.push(", name = ").bind(name);
+                }
+                sql.push(" WHERE run_uuid = ").bind(run_id);
+                sql.query().execute(&mut *tx).await?;
+                if let Some(name) = &update.run_name {
+                    let tag = KeyValue {
+                        key: RUN_NAME_TAG.into(),
+                        value: name.clone(),
+                    };
+                    self.upsert_tags(&mut *tx, run_id, std::slice::from_ref(&tag))
+                        .await?;
+                }
+                Ok(())
+            })
         })
         .await?;
         self.fetch_info(run_id).await
@@ -150,26 +153,29 @@ impl Store {
             .bind(deleted_time)
             .push(" WHERE run_uuid = ")
             .bind(run_id);
-        sql.query().execute(&self.writer).await?;
+        self.write_statement(&sql).await?;
         Ok(())
     }
 
     /// Removes a run tag; a missing tag is an error, as in MLflow.
     pub async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        self.active_run_in(&mut tx, run_id).await?;
-        let mut sql = self.sql();
-        sql.push("DELETE FROM tags WHERE run_uuid = ")
-            .bind(run_id)
-            .push(&format!(" AND {} = ", self.dialect.key_col()))
-            .bind(key);
-        let done = sql.query().execute(&mut *tx).await?;
-        if done.rows_affected() == 0 {
-            return Err(MlflowError::not_found(format!(
-                "No tag with name: {key} in run with id {run_id}"
-            )));
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                self.active_run_in(&mut *tx, run_id).await?;
+                let mut sql = self.sql();
+                sql.push("DELETE FROM tags WHERE run_uuid = ")
+                    .bind(run_id)
+                    .push(&format!(" AND {} = ", self.dialect.key_col()))
+                    .bind(key);
+                let done = sql.query().execute(&mut *tx).await?;
+                if done.rows_affected() == 0 {
+                    return Err(MlflowError::not_found(format!(
+                        "No tag with name: {key} in run with id {run_id}"
+                    )));
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 }

@@ -98,116 +98,122 @@ impl Store {
             .experiment_id
             .parse()
             .unwrap_or(0);
-        let mut tx = self.writer.begin().await?;
-        self.active_run_in(&mut tx, run_id).await?;
-        for input in datasets {
-            let d = &input.dataset;
-            let mut sql = self.sql();
-            sql.push("SELECT dataset_uuid FROM datasets WHERE experiment_id = ")
-                .bind(experiment_id)
-                .push(" AND name = ")
-                .bind(&d.name)
-                .push(" AND digest = ")
-                .bind(&d.digest);
-            let dataset_uuid = match sql.query().fetch_optional(&mut *tx).await? {
-                Some(row) => get_str(&row, 0).unwrap_or_default(),
-                None => {
-                    let id = uuid::Uuid::new_v4().simple().to_string();
+        self.write(|tx, _| {
+            Box::pin(async move {
+                self.active_run_in(&mut *tx, run_id).await?;
+                for input in datasets {
+                    let d = &input.dataset;
                     let mut sql = self.sql();
-                    sql.push(
-                        "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, \
+                    sql.push("SELECT dataset_uuid FROM datasets WHERE experiment_id = ")
+                        .bind(experiment_id)
+                        .push(" AND name = ")
+                        .bind(&d.name)
+                        .push(" AND digest = ")
+                        .bind(&d.digest);
+                    let dataset_uuid = match sql.query().fetch_optional(&mut *tx).await? {
+                        Some(row) => get_str(&row, 0).unwrap_or_default(),
+                        None => {
+                            let id = uuid::Uuid::new_v4().simple().to_string();
+                            let mut sql = self.sql();
+                            sql.push(
+                                "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, \
                          dataset_source_type, dataset_source, dataset_schema, dataset_profile) \
                          VALUES (",
-                    )
-                    .bind(&id)
-                    .push(", ")
-                    .bind(experiment_id)
-                    .push(", ")
-                    .bind(&d.name)
-                    .push(", ")
-                    .bind(&d.digest)
-                    .push(", ")
-                    .bind(&d.source_type)
-                    .push(", ")
-                    .bind(&d.source)
-                    .push(", ")
-                    .bind(d.schema.clone())
-                    .push(", ")
-                    .bind(d.profile.clone())
-                    .push(")");
-                    sql.query().execute(&mut *tx).await?;
-                    id
-                }
-            };
-            let mut sql = self.sql();
-            sql.push(
+                            )
+                            .bind(&id)
+                            .push(", ")
+                            .bind(experiment_id)
+                            .push(", ")
+                            .bind(&d.name)
+                            .push(", ")
+                            .bind(&d.digest)
+                            .push(", ")
+                            .bind(&d.source_type)
+                            .push(", ")
+                            .bind(&d.source)
+                            .push(", ")
+                            .bind(d.schema.clone())
+                            .push(", ")
+                            .bind(d.profile.clone())
+                            .push(")");
+                            sql.query().execute(&mut *tx).await?;
+                            id
+                        }
+                    };
+                    let mut sql = self.sql();
+                    sql.push(
                 "SELECT input_uuid FROM inputs WHERE source_type = 'DATASET' AND source_id = ",
             )
             .bind(&dataset_uuid)
             .push(" AND destination_type = 'RUN' AND destination_id = ")
             .bind(run_id);
-            if sql.query().fetch_optional(&mut *tx).await?.is_some() {
-                continue;
-            }
-            let input_uuid = uuid::Uuid::new_v4().simple().to_string();
-            self.insert_input(
-                &mut tx,
-                &input_uuid,
-                "DATASET",
-                &dataset_uuid,
-                "RUN",
-                run_id,
-                0,
-            )
-            .await?;
-            for tag in &input.tags {
-                let mut sql = self.sql();
-                sql.push("INSERT INTO input_tags (input_uuid, name, value) VALUES (")
-                    .bind(&input_uuid)
-                    .push(", ")
-                    .bind(&tag.key)
-                    .push(", ")
-                    .bind(&tag.value)
-                    .push(")");
-                sql.query().execute(&mut *tx).await?;
-            }
-        }
-        for model_id in model_ids {
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            self.insert_input(
-                &mut tx,
-                &id,
-                "RUN_INPUT",
-                run_id,
-                "MODEL_INPUT",
-                model_id,
-                0,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+                    if sql.query().fetch_optional(&mut *tx).await?.is_some() {
+                        continue;
+                    }
+                    let input_uuid = uuid::Uuid::new_v4().simple().to_string();
+                    self.insert_input(
+                        &mut *tx,
+                        &input_uuid,
+                        "DATASET",
+                        &dataset_uuid,
+                        "RUN",
+                        run_id,
+                        0,
+                    )
+                    .await?;
+                    for tag in &input.tags {
+                        let mut sql = self.sql();
+                        sql.push("INSERT INTO input_tags (input_uuid, name, value) VALUES (")
+                            .bind(&input_uuid)
+                            .push(", ")
+                            .bind(&tag.key)
+                            .push(", ")
+                            .bind(&tag.value)
+                            .push(")");
+                        sql.query().execute(&mut *tx).await?;
+                    }
+                }
+                for model_id in model_ids {
+                    let id = uuid::Uuid::new_v4().simple().to_string();
+                    self.insert_input(
+                        &mut *tx,
+                        &id,
+                        "RUN_INPUT",
+                        run_id,
+                        "MODEL_INPUT",
+                        model_id,
+                        0,
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Records logged-model outputs of a run.
     pub async fn log_outputs(&self, run_id: &str, models: &[ModelOutput]) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        self.active_run_in(&mut tx, run_id).await?;
-        for m in models {
-            let id = uuid::Uuid::new_v4().simple().to_string();
-            self.insert_input(
-                &mut tx,
-                &id,
-                "RUN_OUTPUT",
-                run_id,
-                "MODEL_OUTPUT",
-                &m.model_id,
-                m.step,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                self.active_run_in(&mut *tx, run_id).await?;
+                for m in models {
+                    let id = uuid::Uuid::new_v4().simple().to_string();
+                    self.insert_input(
+                        &mut *tx,
+                        &id,
+                        "RUN_OUTPUT",
+                        run_id,
+                        "MODEL_OUTPUT",
+                        &m.model_id,
+                        m.step,
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]

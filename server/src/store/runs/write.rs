@@ -54,11 +54,12 @@ impl Store {
         // On PostgreSQL and MySQL concurrent batches can deadlock on the shared metric-key
         // index ranges (InnoDB's next-key locks above all); the loser is rolled back whole,
         // so running it again is safe.
-        crate::store::retry_conflicts(|| async {
-            let mut tx = self.writer.begin().await?;
-            self.apply_batch(&mut tx, run_id, &batch).await?;
-            tx.commit().await?;
-            Ok(())
+        let batch = &batch;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                self.apply_batch(&mut *tx, run_id, batch).await?;
+                Ok(())
+            })
         })
         .await
     }
@@ -220,42 +221,43 @@ impl Store {
         &self,
         run_id: &str,
         key: &str,
-        rewrite: impl Fn(Option<&str>) -> Result<String>,
+        rewrite: impl Fn(Option<&str>) -> Result<String> + Sync,
     ) -> Result<()> {
-        crate::store::retry_conflicts(|| async {
-            let mut tx = self.begin_write().await?;
-            let mut sql = self.sql();
-            sql.push("SELECT lifecycle_stage FROM runs WHERE run_uuid = ")
-                .bind(run_id)
-                .push(self.dialect.row_lock());
-            let row = sql
-                .query()
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| not_found(run_id))?;
-            let stage = crate::store::sql::get_str(&row, 0).unwrap_or_default();
-            if stage != "active" {
-                return Err(not_active(run_id, &stage));
-            }
-            let mut sql = self.sql();
-            sql.push("SELECT value FROM tags WHERE run_uuid = ")
-                .bind(run_id)
-                .push(&format!(" AND {} = ", self.dialect.key_col()))
-                .bind(key);
-            let stored = sql
-                .query()
-                .fetch_optional(&mut *tx)
-                .await?
-                .and_then(|row| crate::store::sql::get_str(&row, 0));
-            let value = rewrite(stored.as_deref())?;
-            let tag = KeyValue {
-                key: key.to_string(),
-                value,
-            };
-            self.upsert_tags(&mut tx, run_id, std::slice::from_ref(&tag))
-                .await?;
-            tx.commit().await?;
-            Ok(())
+        let rewrite = &rewrite;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let mut sql = self.sql();
+                sql.push("SELECT lifecycle_stage FROM runs WHERE run_uuid = ")
+                    .bind(run_id)
+                    .push(self.dialect.row_lock());
+                let row = sql
+                    .query()
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| not_found(run_id))?;
+                let stage = crate::store::sql::get_str(&row, 0).unwrap_or_default();
+                if stage != "active" {
+                    return Err(not_active(run_id, &stage));
+                }
+                let mut sql = self.sql();
+                sql.push("SELECT value FROM tags WHERE run_uuid = ")
+                    .bind(run_id)
+                    .push(&format!(" AND {} = ", self.dialect.key_col()))
+                    .bind(key);
+                let stored = sql
+                    .query()
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .and_then(|row| crate::store::sql::get_str(&row, 0));
+                let value = rewrite(stored.as_deref())?;
+                let tag = KeyValue {
+                    key: key.to_string(),
+                    value,
+                };
+                self.upsert_tags(&mut *tx, run_id, std::slice::from_ref(&tag))
+                    .await?;
+                Ok(())
+            })
         })
         .await
     }

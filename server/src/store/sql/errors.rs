@@ -1,12 +1,20 @@
 //! What a database error means, whichever database sent it: a lost lock conflict, a
 //! (brief) outage, a value too long for its column, a duplicate key.
 
+/// A transaction that lost a lock conflict and was rolled back, so running it again is safe:
+/// MySQL deadlock victim or lock wait timeout, PostgreSQL serialization failure or deadlock,
+/// SQLite busy (another process kept the write lock past the busy timeout, or outdated the
+/// transaction's snapshot).
 pub fn is_conflict(err: &sqlx::Error) -> bool {
     let sqlx::Error::Database(db) = err else {
         return false;
     };
     if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
         return matches!(my.number(), 1213 | 1205);
+    }
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // SQLITE_BUSY and its extended codes BUSY_RECOVERY, BUSY_SNAPSHOT, BUSY_TIMEOUT.
+        return matches!(db.code().as_deref(), Some("5" | "261" | "517" | "773"));
     }
     matches!(db.code().as_deref(), Some("40001" | "40P01"))
 }

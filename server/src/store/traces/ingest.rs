@@ -18,7 +18,7 @@ use crate::domain::traces::{
 };
 use crate::error::{ErrorCode, MlflowError, Result};
 use crate::store::sql::{get_f64, get_i64, get_str, Dialect, Sql};
-use crate::store::{retry_conflicts, Store};
+use crate::store::Store;
 
 /// A trace info to create (start-trace), already validated.
 pub type NewTrace = TraceInfo;
@@ -335,27 +335,28 @@ impl Store {
                 validate_trace_name(name)?;
             }
         }
-        retry_conflicts(|| self.log_spans_once(experiment_id, &rows, &aggs)).await
+        self.write(|tx, _| Box::pin(self.log_spans_once(tx, experiment_id, &rows, &aggs)))
+            .await
     }
 
     async fn log_spans_once(
         &self,
+        tx: &mut AnyConnection,
         experiment_id: i64,
         rows: &[SpanRow],
         aggs: &[TraceAggregate],
     ) -> Result<()> {
         let d = self.dialect;
-        let mut tx = self.begin_write().await?;
         let mut ids: Vec<&str> = aggs.iter().map(|a| a.trace_id.as_str()).collect();
         ids.sort_unstable();
-        let mut existing = lock_traces(&mut tx, d, &ids).await?;
+        let mut existing = lock_traces(&mut *tx, d, &ids).await?;
         let missing: Vec<&TraceAggregate> = aggs
             .iter()
             .filter(|a| !existing.contains_key(&a.trace_id))
             .collect();
         let mut created: HashSet<String> = HashSet::new();
         if !missing.is_empty() {
-            let location = experiment_location(&mut tx, d, experiment_id, false).await?;
+            let location = experiment_location(&mut *tx, d, experiment_id, false).await?;
             let mut sorted = missing;
             sorted.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
             for agg in sorted {
@@ -392,16 +393,16 @@ impl Store {
                 }
             }
             // Rows another writer created meanwhile are locked now too.
-            let again = lock_traces(&mut tx, d, &ids).await?;
+            let again = lock_traces(&mut *tx, d, &ids).await?;
             existing = again;
         }
         let span_rows: Vec<(&SpanRow, i64)> = rows
             .iter()
             .filter_map(|r| existing.get(&r.trace_id).map(|e| (r, e.experiment_id)))
             .collect();
-        upsert_spans(&mut tx, d, &span_rows).await?;
+        upsert_spans(&mut *tx, d, &span_rows).await?;
 
-        let meta = metadata_present(&mut tx, d, &ids, &[META_INFO_FINALIZED, META_USER]).await?;
+        let meta = metadata_present(&mut *tx, d, &ids, &[META_INFO_FINALIZED, META_USER]).await?;
         let has = |id: &str, key: &str| meta.contains(&(id.to_string(), key.to_string()));
         let usage_or_session = |a: &TraceAggregate| {
             a.usage().is_some() || a.cost().is_some() || a.session_id.is_some()
@@ -422,7 +423,7 @@ impl Store {
             .filter(|a| a.usage().is_some() || a.cost().is_some())
             .map(|a| a.trace_id.as_str())
             .collect();
-        let stored = stored_nodes(&mut tx, d, &recompute, &batch_keys).await?;
+        let stored = stored_nodes(&mut *tx, d, &recompute, &batch_keys).await?;
 
         let mut sorted: Vec<&TraceAggregate> = aggs
             .iter()
@@ -534,7 +535,7 @@ impl Store {
             }
         }
         let live: Vec<&str> = sorted.iter().map(|a| a.trace_id.as_str()).collect();
-        bump_generation(&mut tx, d, &live).await?;
+        bump_generation(&mut *tx, d, &live).await?;
         for agg in &sorted {
             let mut tags = vec![(
                 TAG_SPANS_LOCATION.to_string(),
@@ -565,7 +566,6 @@ impl Store {
                 q.query().execute(&mut *tx).await?;
             }
         }
-        tx.commit().await?;
         Ok(())
     }
 }

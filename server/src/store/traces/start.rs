@@ -16,7 +16,7 @@ use crate::domain::traces::{
 use crate::error::Result;
 use crate::store::assessments::assessment_insert;
 use crate::store::sql::Sql;
-use crate::store::{retry_conflicts, Store};
+use crate::store::Store;
 
 impl Store {
     /// Creates a trace from the info the client sends when the trace ends, or completes one
@@ -28,11 +28,11 @@ impl Store {
         if let Some((_, name)) = info.tags.iter().find(|(k, _)| k == TAG_TRACE_NAME) {
             validate_trace_name(name)?;
         }
-        retry_conflicts(|| self.start_trace_once(experiment_id, info, finalize)).await?;
+        self.save_trace_start(experiment_id, info, finalize).await?;
         self.get_trace_info(&info.trace_id).await
     }
 
-    async fn start_trace_once(
+    async fn save_trace_start(
         &self,
         experiment_id: i64,
         info: &NewTrace,
@@ -40,136 +40,141 @@ impl Store {
     ) -> Result<()> {
         let d = self.dialect;
         let id = info.trace_id.as_str();
-        let mut tx = self.begin_write().await?;
-        let location = experiment_location(&mut tx, d, experiment_id, true).await?;
-        let metadata: HashMap<&str, &str> = info
-            .trace_metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let analytics = analytics_columns(&metadata);
-        let trace_name = info
-            .tags
-            .iter()
-            .find(|(k, _)| k == TAG_TRACE_NAME)
-            .map(|(_, v)| v.clone());
-        let mut tags: Vec<(String, String)> = info
-            .tags
-            .iter()
-            .filter(|(k, _)| k != TAG_TRACE_NAME)
-            .cloned()
-            .collect();
-        tags.push((
-            TAG_ARTIFACT_LOCATION.to_string(),
-            trace_artifact_location(&location, id),
-        ));
-        let mut meta: Vec<(String, String)> = info
-            .trace_metadata
-            .iter()
-            .filter(|(k, _)| ![META_SESSION, META_TOKEN_USAGE, META_COST].contains(&k.as_str()))
-            .cloned()
-            .collect();
-        if finalize {
-            meta.push((META_INFO_FINALIZED.to_string(), "true".to_string()));
-        }
-        let mut meta = dedup_last(meta);
-        meta.sort();
-
-        let mut sql = Sql::new(d);
-        let mut columns = String::from(
-            "request_id, experiment_id, timestamp_ms, execution_time_ms, status, \
-             client_request_id, request_preview, response_preview, trace_name",
-        );
-        for (col, _) in &analytics {
-            columns.push_str(", ");
-            columns.push_str(col);
-        }
-        sql.push(&d.insert_ignore("trace_info", &columns))
-            .push("(")
-            .bind(id)
-            .push(", ")
-            .bind(experiment_id)
-            .push(", ")
-            .bind(info.request_time)
-            .push(", ")
-            .bind(info.execution_duration)
-            .push(", ")
-            .bind(info.state.as_str())
-            .push(", ")
-            .bind(info.client_request_id.clone())
-            .push(", ")
-            .bind(info.request_preview.clone())
-            .push(", ")
-            .bind(info.response_preview.clone())
-            .push(", ")
-            .bind(trace_name.clone());
-        for (_, v) in &analytics {
-            sql.push(", ");
-            v.bind(&mut sql);
-        }
-        sql.push(")").push(d.insert_ignore_suffix());
-        let inserted = sql.query().execute(&mut *tx).await?.rows_affected() == 1;
-        if !inserted {
-            // The spans came first: lock the row and merge this info into it.
-            lock_traces(&mut tx, d, &[id]).await?;
-            bump_generation(&mut tx, d, &[id]).await?;
-            let mut sql = Sql::new(d);
-            sql.push("UPDATE trace_info SET experiment_id = ")
-                .bind(experiment_id)
-                .push(", timestamp_ms = ")
-                .bind(info.request_time)
-                .push(", execution_time_ms = ")
-                .bind(info.execution_duration)
-                .push(", status = ")
-                .bind(info.state.as_str())
-                .push(", client_request_id = ")
-                .bind(info.client_request_id.clone());
-            if trace_name.is_some() {
-                sql.push(", trace_name = ").bind(trace_name.clone());
-            }
-            for (col, v) in &analytics {
-                sql.push(", ").push(col).push(" = ");
-                v.bind(&mut sql);
-            }
-            if info.request_preview.is_some() {
-                sql.push(", request_preview = ")
-                    .bind(info.request_preview.clone());
-            }
-            if info.response_preview.is_some() {
-                sql.push(", response_preview = ")
-                    .bind(info.response_preview.clone());
-            }
-            sql.push(" WHERE request_id = ").bind(id);
-            sql.query().execute(&mut *tx).await?;
-            for table in ["spans", "assessments"] {
-                let mut sql = Sql::new(d);
-                sql.push("UPDATE ")
-                    .push(table)
-                    .push(" SET experiment_id = ")
-                    .bind(experiment_id);
-                if table == "assessments" {
-                    sql.push(", trace_timestamp_ms = ").bind(info.request_time);
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let location = experiment_location(&mut *tx, d, experiment_id, true).await?;
+                let metadata: HashMap<&str, &str> = info
+                    .trace_metadata
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let analytics = analytics_columns(&metadata);
+                let trace_name = info
+                    .tags
+                    .iter()
+                    .find(|(k, _)| k == TAG_TRACE_NAME)
+                    .map(|(_, v)| v.clone());
+                let mut tags: Vec<(String, String)> = info
+                    .tags
+                    .iter()
+                    .filter(|(k, _)| k != TAG_TRACE_NAME)
+                    .cloned()
+                    .collect();
+                tags.push((
+                    TAG_ARTIFACT_LOCATION.to_string(),
+                    trace_artifact_location(&location, id),
+                ));
+                let mut meta: Vec<(String, String)> = info
+                    .trace_metadata
+                    .iter()
+                    .filter(|(k, _)| {
+                        ![META_SESSION, META_TOKEN_USAGE, META_COST].contains(&k.as_str())
+                    })
+                    .cloned()
+                    .collect();
+                if finalize {
+                    meta.push((META_INFO_FINALIZED.to_string(), "true".to_string()));
                 }
-                sql.push(" WHERE trace_id = ").bind(id);
-                sql.query().execute(&mut *tx).await?;
-            }
-        }
-        if let Some(q) = kv_upsert(d, "trace_tags", id, &dedup_last(tags)) {
-            q.query().execute(&mut *tx).await?;
-        }
-        if let Some(q) = kv_upsert(d, "trace_request_metadata", id, &meta) {
-            q.query().execute(&mut *tx).await?;
-        }
-        for a in &info.assessments {
-            let mut a = a.clone();
-            a.trace_id = id.to_string();
-            assessment_insert(d, &a, experiment_id, info.request_time, true)
-                .query()
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+                let mut meta = dedup_last(meta);
+                meta.sort();
+
+                let mut sql = Sql::new(d);
+                let mut columns = String::from(
+                    "request_id, experiment_id, timestamp_ms, execution_time_ms, status, \
+             client_request_id, request_preview, response_preview, trace_name",
+                );
+                for (col, _) in &analytics {
+                    columns.push_str(", ");
+                    columns.push_str(col);
+                }
+                sql.push(&d.insert_ignore("trace_info", &columns))
+                    .push("(")
+                    .bind(id)
+                    .push(", ")
+                    .bind(experiment_id)
+                    .push(", ")
+                    .bind(info.request_time)
+                    .push(", ")
+                    .bind(info.execution_duration)
+                    .push(", ")
+                    .bind(info.state.as_str())
+                    .push(", ")
+                    .bind(info.client_request_id.clone())
+                    .push(", ")
+                    .bind(info.request_preview.clone())
+                    .push(", ")
+                    .bind(info.response_preview.clone())
+                    .push(", ")
+                    .bind(trace_name.clone());
+                for (_, v) in &analytics {
+                    sql.push(", ");
+                    v.bind(&mut sql);
+                }
+                sql.push(")").push(d.insert_ignore_suffix());
+                let inserted = sql.query().execute(&mut *tx).await?.rows_affected() == 1;
+                if !inserted {
+                    // The spans came first: lock the row and merge this info into it.
+                    lock_traces(&mut *tx, d, &[id]).await?;
+                    bump_generation(&mut *tx, d, &[id]).await?;
+                    let mut sql = Sql::new(d);
+                    sql.push("UPDATE trace_info SET experiment_id = ")
+                        .bind(experiment_id)
+                        .push(", timestamp_ms = ")
+                        .bind(info.request_time)
+                        .push(", execution_time_ms = ")
+                        .bind(info.execution_duration)
+                        .push(", status = ")
+                        .bind(info.state.as_str())
+                        .push(", client_request_id = ")
+                        .bind(info.client_request_id.clone());
+                    if trace_name.is_some() {
+                        sql.push(", trace_name = ").bind(trace_name.clone());
+                    }
+                    for (col, v) in &analytics {
+                        sql.push(", ").push(col).push(" = ");
+                        v.bind(&mut sql);
+                    }
+                    if info.request_preview.is_some() {
+                        sql.push(", request_preview = ")
+                            .bind(info.request_preview.clone());
+                    }
+                    if info.response_preview.is_some() {
+                        sql.push(", response_preview = ")
+                            .bind(info.response_preview.clone());
+                    }
+                    sql.push(" WHERE request_id = ").bind(id);
+                    sql.query().execute(&mut *tx).await?;
+                    for table in ["spans", "assessments"] {
+                        let mut sql = Sql::new(d);
+                        sql.push("UPDATE ")
+                            .push(table)
+                            .push(" SET experiment_id = ")
+                            .bind(experiment_id);
+                        if table == "assessments" {
+                            sql.push(", trace_timestamp_ms = ").bind(info.request_time);
+                        }
+                        sql.push(" WHERE trace_id = ").bind(id);
+                        sql.query().execute(&mut *tx).await?;
+                    }
+                }
+                if let Some(q) = kv_upsert(d, "trace_tags", id, &dedup_last(tags)) {
+                    q.query().execute(&mut *tx).await?;
+                }
+                if let Some(q) = kv_upsert(d, "trace_request_metadata", id, &meta) {
+                    q.query().execute(&mut *tx).await?;
+                }
+                for a in &info.assessments {
+                    let mut a = a.clone();
+                    a.trace_id = id.to_string();
+                    assessment_insert(d, &a, experiment_id, info.request_time, true)
+                        .query()
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 }
 

@@ -7,7 +7,7 @@ use super::{kv_upsert, trace_not_found, ID_CHUNK};
 use crate::domain::traces::{TraceState, TAG_TRACE_NAME};
 use crate::error::{MlflowError, Result};
 use crate::store::sql::{get_str, Dialect, Sql};
-use crate::store::{now_ms, retry_conflicts, Store};
+use crate::store::{now_ms, Store};
 
 /// Which traces a delete removes.
 pub enum TraceSelection<'a> {
@@ -41,55 +41,61 @@ impl Store {
     /// Sets a tag; `mlflow.traceName` is kept in `trace_info.trace_name`.
     pub async fn set_trace_tag(&self, trace_id: &str, key: &str, value: &str) -> Result<()> {
         let d = self.dialect;
-        let mut tx = self.begin_write().await?;
-        if !trace_exists(&mut tx, d, trace_id).await? {
-            return Err(trace_not_found(trace_id));
-        }
-        if key == TAG_TRACE_NAME {
-            let mut sql = Sql::new(d);
-            sql.push("UPDATE trace_info SET trace_name = ")
-                .bind(value)
-                .push(" WHERE request_id = ")
-                .bind(trace_id);
-            sql.query().execute(&mut *tx).await?;
-        } else if let Some(q) = kv_upsert(
-            d,
-            "trace_tags",
-            trace_id,
-            &[(key.to_string(), value.to_string())],
-        ) {
-            q.query().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                if !trace_exists(tx, d, trace_id).await? {
+                    return Err(trace_not_found(trace_id));
+                }
+                if key == TAG_TRACE_NAME {
+                    let mut sql = Sql::new(d);
+                    sql.push("UPDATE trace_info SET trace_name = ")
+                        .bind(value)
+                        .push(" WHERE request_id = ")
+                        .bind(trace_id);
+                    sql.query().execute(&mut *tx).await?;
+                } else if let Some(q) = kv_upsert(
+                    d,
+                    "trace_tags",
+                    trace_id,
+                    &[(key.to_string(), value.to_string())],
+                ) {
+                    q.query().execute(&mut *tx).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub async fn delete_trace_tag(&self, trace_id: &str, key: &str) -> Result<()> {
         let d = self.dialect;
-        let mut tx = self.begin_write().await?;
-        if !trace_exists(&mut tx, d, trace_id).await? {
-            return Err(trace_not_found(trace_id));
-        }
-        let mut sql = Sql::new(d);
-        if key == TAG_TRACE_NAME {
-            sql.push("UPDATE trace_info SET trace_name = NULL WHERE request_id = ")
-                .bind(trace_id)
-                .push(" AND trace_name IS NOT NULL");
-        } else {
-            sql.push("DELETE FROM trace_tags WHERE request_id = ")
-                .bind(trace_id)
-                .push(" AND ")
-                .push(d.key_col())
-                .push(" = ")
-                .bind(key);
-        }
-        if sql.query().execute(&mut *tx).await?.rows_affected() == 0 {
-            return Err(MlflowError::not_found(format!(
-                "No trace tag with key '{key}' for trace with ID '{trace_id}'"
-            )));
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                if !trace_exists(tx, d, trace_id).await? {
+                    return Err(trace_not_found(trace_id));
+                }
+                let mut sql = Sql::new(d);
+                if key == TAG_TRACE_NAME {
+                    sql.push("UPDATE trace_info SET trace_name = NULL WHERE request_id = ")
+                        .bind(trace_id)
+                        .push(" AND trace_name IS NOT NULL");
+                } else {
+                    sql.push("DELETE FROM trace_tags WHERE request_id = ")
+                        .bind(trace_id)
+                        .push(" AND ")
+                        .push(d.key_col())
+                        .push(" = ")
+                        .bind(key);
+                }
+                if sql.query().execute(&mut *tx).await?.rows_affected() == 0 {
+                    return Err(MlflowError::not_found(format!(
+                        "No trace tag with key '{key}' for trace with ID '{trace_id}'"
+                    )));
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Deletes the selected traces of one experiment with everything attached; returns how
@@ -99,57 +105,58 @@ impl Store {
         experiment_id: i64,
         selection: TraceSelection<'_>,
     ) -> Result<i64> {
-        retry_conflicts(|| async {
-            let d = self.dialect;
-            let mut tx = self.begin_write().await?;
-            let mut sql = Sql::new(d);
-            sql.push("SELECT request_id FROM trace_info WHERE experiment_id = ")
-                .bind(experiment_id);
-            match &selection {
-                TraceSelection::Ids(ids) => {
-                    sql.push(" AND request_id IN ")
-                        .bind_list(ids.iter().map(String::as_str));
+        let selection = &selection;
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let d = self.dialect;
+                let mut sql = Sql::new(d);
+                sql.push("SELECT request_id FROM trace_info WHERE experiment_id = ")
+                    .bind(experiment_id);
+                match &selection {
+                    TraceSelection::Ids(ids) => {
+                        sql.push(" AND request_id IN ")
+                            .bind_list(ids.iter().map(String::as_str));
+                    }
+                    TraceSelection::Before { max_timestamp, .. } => {
+                        sql.push(" AND timestamp_ms <= ").bind(*max_timestamp);
+                    }
                 }
-                TraceSelection::Before { max_timestamp, .. } => {
-                    sql.push(" AND timestamp_ms <= ").bind(*max_timestamp);
+                sql.push(" ORDER BY timestamp_ms, request_id");
+                if let TraceSelection::Before {
+                    max_traces: Some(n),
+                    ..
+                } = &selection
+                {
+                    sql.push(" LIMIT ").bind(*n);
                 }
-            }
-            sql.push(" ORDER BY timestamp_ms, request_id");
-            if let TraceSelection::Before {
-                max_traces: Some(n),
-                ..
-            } = &selection
-            {
-                sql.push(" LIMIT ").bind(*n);
-            }
-            sql.push(d.row_lock());
-            let ids: Vec<String> = sql
-                .query()
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .filter_map(|r| get_str(r, 0))
-                .collect();
-            for chunk in ids.chunks(ID_CHUNK) {
-                for (table, column) in CHILD_TABLES {
+                sql.push(d.row_lock());
+                let ids: Vec<String> = sql
+                    .query()
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .filter_map(|r| get_str(r, 0))
+                    .collect();
+                for chunk in ids.chunks(ID_CHUNK) {
+                    for (table, column) in CHILD_TABLES {
+                        let mut sql = Sql::new(d);
+                        sql.push(&format!("DELETE FROM {table} WHERE {column} IN "))
+                            .bind_list(chunk.iter().map(String::as_str));
+                        sql.query().execute(&mut *tx).await?;
+                    }
                     let mut sql = Sql::new(d);
-                    sql.push(&format!("DELETE FROM {table} WHERE {column} IN "))
+                    sql.push(
+                        "DELETE FROM review_queue_items WHERE item_type = 'trace' AND item_id IN ",
+                    )
+                    .bind_list(chunk.iter().map(String::as_str));
+                    sql.query().execute(&mut *tx).await?;
+                    let mut sql = Sql::new(d);
+                    sql.push("DELETE FROM trace_info WHERE request_id IN ")
                         .bind_list(chunk.iter().map(String::as_str));
                     sql.query().execute(&mut *tx).await?;
                 }
-                let mut sql = Sql::new(d);
-                sql.push(
-                    "DELETE FROM review_queue_items WHERE item_type = 'trace' AND item_id IN ",
-                )
-                .bind_list(chunk.iter().map(String::as_str));
-                sql.query().execute(&mut *tx).await?;
-                let mut sql = Sql::new(d);
-                sql.push("DELETE FROM trace_info WHERE request_id IN ")
-                    .bind_list(chunk.iter().map(String::as_str));
-                sql.query().execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(ids.len() as i64)
+                Ok(ids.len() as i64)
+            })
         })
         .await
     }
@@ -186,12 +193,13 @@ impl Store {
             return Ok(());
         }
         let d = self.dialect;
-        let mut tx = self.begin_write().await?;
-        let now = now_ms();
-        for s in sources {
-            for dest in destinations {
-                let mut sql = Sql::new(d);
-                sql.push(&d.insert_ignore(
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let now = now_ms();
+                for s in sources {
+                    for dest in destinations {
+                        let mut sql = Sql::new(d);
+                        sql.push(&d.insert_ignore(
                     "entity_associations",
                     "association_id, source_type, source_id, destination_type, destination_id, \
                      created_time",
@@ -210,11 +218,13 @@ impl Store {
                 .bind(now)
                 .push(")")
                 .push(d.insert_ignore_suffix());
-                sql.query().execute(&mut *tx).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
+                        sql.query().execute(&mut *tx).await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// The legacy v2 end-trace: sets the end state, duration, metadata and tags.
@@ -227,41 +237,44 @@ impl Store {
         tags: &[(String, String)],
     ) -> Result<()> {
         let d = self.dialect;
-        let mut tx = self.begin_write().await?;
-        let mut sql = Sql::new(d);
-        sql.push("SELECT timestamp_ms FROM trace_info WHERE request_id = ")
-            .bind(trace_id);
-        let row = sql
-            .query()
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| trace_not_found(trace_id))?;
-        let start = crate::store::sql::get_i64(&row, 0).unwrap_or_default();
-        let mut sql = Sql::new(d);
-        sql.push("UPDATE trace_info SET execution_time_ms = ")
-            .bind(end_ms - start)
-            .push(", status = ")
-            .bind(state.as_str())
-            .push(" WHERE request_id = ")
-            .bind(trace_id);
-        sql.query().execute(&mut *tx).await?;
-        if let Some(q) = kv_upsert(d, "trace_request_metadata", trace_id, metadata) {
-            q.query().execute(&mut *tx).await?;
-        }
-        let (names, others): (Vec<_>, Vec<_>) =
-            tags.iter().cloned().partition(|(k, _)| k == TAG_TRACE_NAME);
-        if let Some((_, name)) = names.last() {
-            let mut sql = Sql::new(d);
-            sql.push("UPDATE trace_info SET trace_name = ")
-                .bind(name.as_str())
-                .push(" WHERE request_id = ")
-                .bind(trace_id);
-            sql.query().execute(&mut *tx).await?;
-        }
-        if let Some(q) = kv_upsert(d, "trace_tags", trace_id, &others) {
-            q.query().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write(|tx, _| {
+            Box::pin(async move {
+                let mut sql = Sql::new(d);
+                sql.push("SELECT timestamp_ms FROM trace_info WHERE request_id = ")
+                    .bind(trace_id);
+                let row = sql
+                    .query()
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| trace_not_found(trace_id))?;
+                let start = crate::store::sql::get_i64(&row, 0).unwrap_or_default();
+                let mut sql = Sql::new(d);
+                sql.push("UPDATE trace_info SET execution_time_ms = ")
+                    .bind(end_ms - start)
+                    .push(", status = ")
+                    .bind(state.as_str())
+                    .push(" WHERE request_id = ")
+                    .bind(trace_id);
+                sql.query().execute(&mut *tx).await?;
+                if let Some(q) = kv_upsert(d, "trace_request_metadata", trace_id, metadata) {
+                    q.query().execute(&mut *tx).await?;
+                }
+                let (names, others): (Vec<_>, Vec<_>) =
+                    tags.iter().cloned().partition(|(k, _)| k == TAG_TRACE_NAME);
+                if let Some((_, name)) = names.last() {
+                    let mut sql = Sql::new(d);
+                    sql.push("UPDATE trace_info SET trace_name = ")
+                        .bind(name.as_str())
+                        .push(" WHERE request_id = ")
+                        .bind(trace_id);
+                    sql.query().execute(&mut *tx).await?;
+                }
+                if let Some(q) = kv_upsert(d, "trace_tags", trace_id, &others) {
+                    q.query().execute(&mut *tx).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 }
