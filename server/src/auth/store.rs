@@ -8,7 +8,7 @@ use sqlx::AnyPool;
 use super::permissions::Grant;
 use crate::error::{ErrorCode, MlflowError, Result};
 use crate::store::sql::{get_i64, get_str, is_unique_violation, Dialect, Sql};
-use crate::store::{OpenError, StoreOptions, StoreUri};
+use crate::store::{write_with, OpenError, StoreOptions, StoreUri};
 
 /// The alembic head of MLflow 3.17.2's auth migrations.
 pub const AUTH_SCHEMA_REVISION: &str = "f1a2b3c4d5e6";
@@ -172,6 +172,17 @@ impl AuthStore {
         Sql::new(self.dialect)
     }
 
+    /// One write statement, begun, committed and retried like every write.
+    async fn write_statement(&self, sql: &Sql) -> Result<()> {
+        write_with(&self.writer, self.dialect, |tx, _| {
+            Box::pin(async move {
+                sql.query().execute(tx).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
@@ -223,27 +234,34 @@ impl AuthStore {
 
     /// Inserts a user whose password is already hashed.
     pub async fn create_user(&self, username: &str, hash: &str, is_admin: bool) -> Result<User> {
-        let mut sql = self.sql();
-        sql.push("INSERT INTO users (username, password_hash, is_admin) VALUES (")
-            .bind(username)
-            .push(", ")
-            .bind(hash)
-            .push(", ")
-            .bind(is_admin)
-            .push(")");
-        let mut conn = self.writer.acquire().await?;
-        match sql.insert_returning_id("id", &mut conn).await {
-            Ok(id) => Ok(User {
-                id: id.unwrap_or_default(),
-                username: username.to_string(),
-                password_hash: hash.to_string(),
-                is_admin,
-            }),
-            Err(e) if is_unique_violation(&e) => Err(MlflowError::already_exists(format!(
-                "User (username={username}) already exists."
-            ))),
-            Err(e) => Err(e.into()),
-        }
+        let id = write_with(&self.writer, self.dialect, |tx, _| {
+            Box::pin(async move {
+                let mut sql = self.sql();
+                sql.push("INSERT INTO users (username, password_hash, is_admin) VALUES (")
+                    .bind(username)
+                    .push(", ")
+                    .bind(hash)
+                    .push(", ")
+                    .bind(is_admin)
+                    .push(")");
+                sql.insert_returning_id("id", tx).await.map_err(|e| {
+                    if is_unique_violation(&e) {
+                        MlflowError::already_exists(format!(
+                            "User (username={username}) already exists."
+                        ))
+                    } else {
+                        e.into()
+                    }
+                })
+            })
+        })
+        .await?;
+        Ok(User {
+            id: id.unwrap_or_default(),
+            username: username.to_string(),
+            password_hash: hash.to_string(),
+            is_admin,
+        })
     }
 
     pub async fn update_password(&self, username: &str, hash: &str) -> Result<()> {
@@ -267,45 +285,48 @@ impl AuthStore {
     async fn update_one(&self, sql: Sql, username: &str) -> Result<()> {
         // MySQL counts only changed rows, so an unchanged value must not read as "no user".
         self.user(username).await?;
-        sql.query().execute(&self.writer).await?;
-        Ok(())
+        self.write_statement(&sql).await
     }
 
     /// Deletes a user with their own role, its grants and assignments, and their legacy rows.
     pub async fn delete_user(&self, username: &str) -> Result<()> {
         let user = self.user(username).await?;
         let role = format!("__user_{}__", user.id);
-        let mut tx = self.writer.begin().await?;
-        let mut statements: Vec<Sql> = Vec::new();
-        for table in ["role_permissions", "user_role_assignments"] {
-            let mut s = self.sql();
-            s.push(&format!(
-                "DELETE FROM {table} WHERE role_id IN (SELECT id FROM roles WHERE name = "
-            ))
-            .bind(role.as_str())
-            .push(")");
-            statements.push(s);
-        }
-        let mut s = self.sql();
-        s.push("DELETE FROM user_role_assignments WHERE user_id = ")
-            .bind(user.id);
-        statements.push(s);
-        let mut s = self.sql();
-        s.push("DELETE FROM roles WHERE name = ")
-            .bind(role.as_str());
-        statements.push(s);
-        for table in LEGACY_TABLES.iter().chain(&["users"]) {
-            let column = if *table == "users" { "id" } else { "user_id" };
-            let mut s = self.sql();
-            s.push(&format!("DELETE FROM {table} WHERE {column} = "))
-                .bind(user.id);
-            statements.push(s);
-        }
-        for s in &statements {
-            s.query().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let role = &role;
+        write_with(&self.writer, self.dialect, |tx, _| {
+            Box::pin(async move {
+                let mut statements: Vec<Sql> = Vec::new();
+                for table in ["role_permissions", "user_role_assignments"] {
+                    let mut s = self.sql();
+                    s.push(&format!(
+                        "DELETE FROM {table} WHERE role_id IN (SELECT id FROM roles WHERE name = "
+                    ))
+                    .bind(role.as_str())
+                    .push(")");
+                    statements.push(s);
+                }
+                let mut s = self.sql();
+                s.push("DELETE FROM user_role_assignments WHERE user_id = ")
+                    .bind(user.id);
+                statements.push(s);
+                let mut s = self.sql();
+                s.push("DELETE FROM roles WHERE name = ")
+                    .bind(role.as_str());
+                statements.push(s);
+                for table in LEGACY_TABLES.iter().chain(&["users"]) {
+                    let column = if *table == "users" { "id" } else { "user_id" };
+                    let mut s = self.sql();
+                    s.push(&format!("DELETE FROM {table} WHERE {column} = "))
+                        .bind(user.id);
+                    statements.push(s);
+                }
+                for s in &statements {
+                    s.query().execute(&mut *tx).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Every grant of the user's roles in the default workspace, of `types` or workspace-wide.
@@ -436,36 +457,37 @@ impl AuthStore {
         permission: &str,
         replace: bool,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        let role_id = self
-            .own_role(&mut tx, user.id, true)
-            .await?
-            .unwrap_or_default();
-        let mut s = self.sql();
-        s.push("SELECT id FROM role_permissions WHERE role_id = ")
-            .bind(role_id)
-            .push(" AND resource_type = ")
-            .bind(resource_type)
-            .push(" AND resource_pattern = ")
-            .bind(pattern);
-        let existing = s.query().fetch_optional(&mut *tx).await?;
-        let mut s = self.sql();
-        match existing.and_then(|r| get_i64(&r, 0)) {
-            Some(_) if !replace => {
-                return Err(MlflowError::already_exists(format!(
-                    "Permission for user={} on resource_type={resource_type}, \
+        write_with(&self.writer, self.dialect, |tx, _| {
+            Box::pin(async move {
+                let role_id = self
+                    .own_role(&mut *tx, user.id, true)
+                    .await?
+                    .unwrap_or_default();
+                let mut s = self.sql();
+                s.push("SELECT id FROM role_permissions WHERE role_id = ")
+                    .bind(role_id)
+                    .push(" AND resource_type = ")
+                    .bind(resource_type)
+                    .push(" AND resource_pattern = ")
+                    .bind(pattern);
+                let existing = s.query().fetch_optional(&mut *tx).await?;
+                let mut s = self.sql();
+                match existing.and_then(|r| get_i64(&r, 0)) {
+                    Some(_) if !replace => {
+                        return Err(MlflowError::already_exists(format!(
+                            "Permission for user={} on resource_type={resource_type}, \
                      resource_id={pattern} already exists.",
-                    user.username
-                )))
-            }
-            Some(id) => {
-                s.push("UPDATE role_permissions SET permission = ")
-                    .bind(permission)
-                    .push(" WHERE id = ")
-                    .bind(id);
-            }
-            None => {
-                s.push(
+                            user.username
+                        )))
+                    }
+                    Some(id) => {
+                        s.push("UPDATE role_permissions SET permission = ")
+                            .bind(permission)
+                            .push(" WHERE id = ")
+                            .bind(id);
+                    }
+                    None => {
+                        s.push(
                     "INSERT INTO role_permissions (role_id, resource_type, resource_pattern, \
                      permission) VALUES (",
                 )
@@ -477,50 +499,55 @@ impl AuthStore {
                 .push(", ")
                 .bind(permission)
                 .push(")");
-            }
-        }
-        match s.query().execute(&mut *tx).await {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(MlflowError::already_exists(format!(
-                    "Permission for user={} on resource_type={resource_type}, \
+                    }
+                }
+                match s.query().execute(&mut *tx).await {
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(MlflowError::already_exists(format!(
+                            "Permission for user={} on resource_type={resource_type}, \
                      resource_id={pattern} already exists.",
-                    user.username
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        }
-        tx.commit().await?;
-        Ok(())
+                            user.username
+                        )))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Removes one grant from the user's own role.
     pub async fn revoke(&self, user: &User, resource_type: &str, pattern: &str) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        let role = self.own_role(&mut tx, user.id, false).await?;
-        let mut removed = 0;
-        if let Some(role_id) = role {
-            let mut s = self.sql();
-            s.push("DELETE FROM role_permissions WHERE role_id = ")
-                .bind(role_id)
-                .push(" AND resource_type = ")
-                .bind(resource_type)
-                .push(" AND resource_pattern = ")
-                .bind(pattern);
-            removed = s.query().execute(&mut *tx).await?.rows_affected();
-        }
-        if removed == 0 {
-            return Err(MlflowError::new(
-                ErrorCode::ResourceDoesNotExist,
-                format!(
-                    "Permission for user={} on resource_type={resource_type}, \
+        write_with(&self.writer, self.dialect, |tx, _| {
+            Box::pin(async move {
+                let role = self.own_role(&mut *tx, user.id, false).await?;
+                let mut removed = 0;
+                if let Some(role_id) = role {
+                    let mut s = self.sql();
+                    s.push("DELETE FROM role_permissions WHERE role_id = ")
+                        .bind(role_id)
+                        .push(" AND resource_type = ")
+                        .bind(resource_type)
+                        .push(" AND resource_pattern = ")
+                        .bind(pattern);
+                    removed = s.query().execute(&mut *tx).await?.rows_affected();
+                }
+                if removed == 0 {
+                    return Err(MlflowError::new(
+                        ErrorCode::ResourceDoesNotExist,
+                        format!(
+                            "Permission for user={} on resource_type={resource_type}, \
                      resource_id={pattern} not found.",
-                    user.username
-                ),
-            ));
-        }
-        tx.commit().await?;
-        Ok(())
+                            user.username
+                        ),
+                    ));
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Drops (`to` = None) or renames every user's own grant on one resource, as MLflow does
@@ -559,8 +586,7 @@ impl AuthStore {
             .bind(pattern)
             .push(" AND role_id IN ")
             .bind_list(own);
-        s.query().execute(&self.writer).await?;
-        Ok(())
+        self.write_statement(&s).await
     }
 }
 

@@ -44,7 +44,7 @@ use sqlx::AnyPool;
 
 use crate::error::MlflowError;
 use sql::{Dialect, Sql};
-pub(crate) use tx::is_conflict_error;
+pub(crate) use tx::{is_conflict_error, write_with};
 pub use uri::{redact as redact_uri, StoreUri};
 
 pub use gateway::{new_gateway_id, new_secret_id, EndpointFields, NewSecret};

@@ -1,13 +1,13 @@
-//! Write transactions: how a database error maps to MLflow's errors, and [`Store::write`],
-//! the one path of every write, which begins, commits and retries on a lost lock conflict.
+//! Write transactions: how a database error maps to MLflow's errors, and [`write_with`], the
+//! one path of every write, which begins, commits and retries on a lost lock conflict.
 
 use std::marker::PhantomData;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, AnyPool};
 
-use super::sql::{is_conflict, is_too_long, is_transient, Sql};
+use super::sql::{is_conflict, is_too_long, is_transient, Dialect, Sql};
 use super::Store;
 use crate::error::{ErrorCode, MlflowError, Result};
 
@@ -48,41 +48,69 @@ pub(crate) fn is_conflict_error(err: &MlflowError) -> bool {
 /// Most attempts of one write transaction that keeps losing lock conflicts.
 const MAX_ATTEMPTS: u64 = 9;
 
-/// Ties the borrow of the transaction handed to a [`Store::write`] op to the caller's borrows
+/// Ties the borrow of the transaction handed to a [`write_with`] op to the caller's borrows
 /// (`'env: 'c`), so the op's future may capture the caller's references. The op ignores it.
-pub(super) type Scope<'c, 'env> = PhantomData<&'c &'env ()>;
+pub(crate) type Scope<'c, 'env> = PhantomData<&'c &'env ()>;
+
+/// Every write transaction, of the tracking store ([`Store::write`]) and of the auth store:
+/// begins it on `writer` the one way ([`begin_on`]), runs `op` in it and commits. When it lost
+/// a lock conflict (deadlock victim, serialization failure, lock wait timeout, SQLite busy)
+/// the database rolled it back entirely, so it runs the whole op again, a few times with
+/// jittered backoff; nothing is applied twice. Any other error rolls the transaction back (by
+/// drop) and is returned.
+///
+/// `op` must be repeatable: reads it depends on belong inside it, and reads on the reader
+/// pool must stay outside it (for an in-memory store both pools are one connection).
+pub(crate) async fn write_with<'env, T, F>(
+    writer: &'env AnyPool,
+    dialect: Dialect,
+    mut op: F,
+) -> Result<T>
+where
+    F: for<'c> FnMut(&'c mut AnyConnection, Scope<'c, 'env>) -> BoxFuture<'c, Result<T>>,
+{
+    let mut attempt: u64 = 1;
+    loop {
+        let outcome = async {
+            let mut tx = begin_on(writer, dialect).await?;
+            let out = op(&mut tx, PhantomData).await?;
+            tx.commit().await?;
+            Ok(out)
+        }
+        .await;
+        match outcome {
+            Err(e) if attempt < MAX_ATTEMPTS && is_conflict_error(&e) => {
+                let jitter = fastrand::u64(0..10 * attempt);
+                tokio::time::sleep(Duration::from_millis(5 * attempt + jitter)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Begins a write transaction. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`, waiting under the busy timeout), so a transaction never reads a
+/// snapshot that another process then outdates before its first write
+/// (SQLITE_BUSY_SNAPSHOT). Only [`write_with`] and the group commit (which falls back to
+/// [`Store::write`] for each of its writes) call it.
+async fn begin_on(
+    writer: &AnyPool,
+    dialect: Dialect,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    Ok(match dialect.begin_write() {
+        Some(begin) => writer.begin_with(begin).await?,
+        None => writer.begin().await?,
+    })
+}
 
 impl Store {
-    /// Every write transaction of the store: begins it the one way ([`Store::begin_write`]),
-    /// runs `op` in it and commits. When it lost a lock conflict (deadlock victim,
-    /// serialization failure, lock wait timeout, SQLite busy) the database rolled it back
-    /// entirely, so it runs the whole op again, a few times with jittered backoff; nothing is
-    /// applied twice. Any other error rolls the transaction back (by drop) and is returned.
-    ///
-    /// `op` must be repeatable: reads it depends on belong inside it, and reads on the reader
-    /// pool must stay outside it (for an in-memory store both pools are one connection).
-    pub(super) async fn write<'env, T, F>(&'env self, mut op: F) -> Result<T>
+    /// Every write transaction of the store, through [`write_with`].
+    pub(super) async fn write<'env, T, F>(&'env self, op: F) -> Result<T>
     where
         F: for<'c> FnMut(&'c mut AnyConnection, Scope<'c, 'env>) -> BoxFuture<'c, Result<T>>,
     {
-        let mut attempt: u64 = 1;
-        loop {
-            let outcome = async {
-                let mut tx = self.begin_write().await?;
-                let out = op(&mut tx, PhantomData).await?;
-                tx.commit().await?;
-                Ok(out)
-            }
-            .await;
-            match outcome {
-                Err(e) if attempt < MAX_ATTEMPTS && is_conflict_error(&e) => {
-                    let jitter = fastrand::u64(0..10 * attempt);
-                    tokio::time::sleep(Duration::from_millis(5 * attempt + jitter)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        write_with(&self.writer, self.dialect, op).await
     }
 
     /// One write statement, through [`Store::write`]; returns the rows it affected.
@@ -93,16 +121,10 @@ impl Store {
         .await
     }
 
-    /// Begins a write transaction. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`, waiting under the busy timeout), so a transaction never reads a
-    /// snapshot that another process then outdates before its first write
-    /// (SQLITE_BUSY_SNAPSHOT). Only [`Store::write`] and the group commit (which falls back
-    /// to [`Store::write`] for each of its writes) call it.
+    /// A write transaction begun like every other, for the group commit, which answers a
+    /// failed group write by write through [`Store::write`] instead of retrying it.
     pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.dialect.begin_write() {
-            Some(begin) => self.writer.begin_with(begin).await?,
-            None => self.writer.begin().await?,
-        })
+        begin_on(&self.writer, self.dialect).await
     }
 }
 
