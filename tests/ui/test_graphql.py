@@ -104,6 +104,34 @@ def test_search_runs_and_metric_history(data):
     )
 
 
+def test_metric_points_follow_the_selection(data):
+    """The chart points are answered in one pass (not field by field): aliases, named and inline
+    fragments, `__typename` and the queried key order all hold, NaN is null, and the errors
+    are the REST call's."""
+    query = """
+      query P($d: MlflowGetMetricHistoryBulkIntervalInput!) {
+        mlflowGetMetricHistoryBulkInterval(input: $d) {
+          metrics { s: step ...Point ... on MlflowMetricWithRunId { k: key runId } __typename }
+        }
+      }
+      fragment Point on MlflowMetricWithRunId { value step }
+    """
+    body = gql(data, query, {"d": {"runIds": data["runs"][:1], "metricKey": "loss", "maxResults": 2}})
+    assert body["errors"] is None
+    points = body["data"]["mlflowGetMetricHistoryBulkInterval"]["metrics"]
+    assert [list(p) for p in points] == [["s", "value", "step", "k", "runId", "__typename"]] * 2
+    assert [(p["s"], p["step"], p["k"], p["runId"]) for p in points] == [
+        ("0", "0", "loss", data["runs"][0]),
+        ("3", "3", "loss", data["runs"][0]),
+    ]
+    assert points[0]["value"] == 1.0 and points[0]["__typename"] == "MlflowMetricWithRunId"
+    nan = gql(data, query, {"d": {"runIds": data["runs"][:1], "metricKey": "odd"}})
+    assert [p["value"] for p in nan["data"]["mlflowGetMetricHistoryBulkInterval"]["metrics"]] == [None]
+    no_key = gql(data, query, {"d": {"runIds": data["runs"][:1]}})
+    assert no_key["data"] == {"mlflowGetMetricHistoryBulkInterval": None}
+    assert no_key["errors"] == ["Missing value for required parameter 'metric_key'. See the API docs for more information about request parameters."]
+
+
 def test_error_shapes(data):
     missing = gql(data, bundle_query("GetRun"), {"data": {"runId": "nope"}})
     assert missing == {"data": {"mlflowGetRun": None}, "errors": ["Run with id=nope not found"]}

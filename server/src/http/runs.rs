@@ -370,16 +370,38 @@ struct BulkInterval {
 
 pub async fn metric_history_bulk_interval(State(app): State<AppState>, msg: Message) -> ApiResult {
     let r: BulkInterval = msg.parse()?;
+    let metrics = sampled_histories(
+        &app,
+        &r.run_ids,
+        r.metric_key,
+        r.start_step,
+        r.end_step,
+        r.max_results,
+    )
+    .await?;
+    reply(&Field("metrics", metrics))
+}
+
+/// The sampled histories of `get-history-bulk-interval`, with its checks; GraphQL's
+/// `mlflowGetMetricHistoryBulkInterval` calls this too rather than the handler, since a
+/// page of charts is 30,000 points and a JSON round trip of them cost more than the query.
+pub async fn sampled_histories(
+    app: &AppState,
+    run_ids: &[String],
+    metric_key: Option<String>,
+    start_step: Option<i64>,
+    end_step: Option<i64>,
+    max_results: Option<i64>,
+) -> Result<Vec<wire::Metric>, super::ApiError> {
     // MLflow checks run_ids before metric_key.
-    if r.run_ids.is_empty() {
+    if run_ids.is_empty() {
         return Err(crate::error::MlflowError::missing("run_ids").into());
     }
-    let key = required_str(r.metric_key, "metric_key")?;
-    let metrics = app
+    let key = required_str(metric_key, "metric_key")?;
+    Ok(app
         .tracking
-        .metric_history_bulk_interval(&r.run_ids, &key, r.start_step, r.end_step, r.max_results)
-        .await?;
-    reply(&Field("metrics", metrics))
+        .metric_history_bulk_interval(run_ids, &key, start_step, end_step, max_results)
+        .await?)
 }
 
 #[derive(Deserialize)]

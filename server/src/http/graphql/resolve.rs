@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::guard;
+use super::points::MetricPoints;
 use super::types::*;
 use crate::http::request::Message;
 use crate::http::{experiments, registry, runs, ApiResult, AppState};
@@ -233,7 +234,23 @@ impl Query {
         if !guard::may_read_runs(ctx, &ids).await {
             return Ok(None);
         }
-        fetch(ctx, runs::metric_history_bulk_interval, &input).await
+        let run_ids: Vec<String> = ids.into_iter().map(str::to_string).collect();
+        let input = input.unwrap_or_default();
+        let app = ctx.data::<AppState>()?;
+        let metrics = runs::sampled_histories(
+            app,
+            &run_ids,
+            input.metric_key,
+            input.start_step.map(i64::from),
+            input.end_step.map(i64::from),
+            input.max_results.map(i64::from),
+        )
+        .await
+        .map_err(|e| GqlError::new(e.0.message))?;
+        Ok(Some(MetricHistoryResponse {
+            metrics: MetricPoints(metrics.into_iter().map(MetricWithRunId::from).collect()),
+            api_error: None,
+        }))
     }
 
     async fn mlflow_search_model_versions(

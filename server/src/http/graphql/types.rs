@@ -303,13 +303,24 @@ pub struct MetricWithRunId {
     pub run_id: Option<String>,
 }
 
-#[derive(Debug, Clone, SimpleObject, Deserialize)]
+impl From<crate::wire::Metric> for MetricWithRunId {
+    /// The REST answer's values: NaN and infinities are null here too.
+    fn from(m: crate::wire::Metric) -> Self {
+        MetricWithRunId {
+            key: Some(m.key),
+            value: Some(m.value).filter(|v| v.is_finite()),
+            timestamp: Some(LongString(m.timestamp)),
+            step: Some(LongString(m.step)),
+            run_id: m.run_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, SimpleObject)]
 #[graphql(name = "MlflowGetMetricHistoryBulkIntervalResponse")]
 pub struct MetricHistoryResponse {
-    #[serde(default)]
-    pub metrics: Vec<MetricWithRunId>,
+    pub metrics: super::points::MetricPoints,
     #[graphql(name = "apiError")]
-    #[serde(skip)]
     pub api_error: Option<ApiError>,
 }
 
@@ -423,7 +434,7 @@ pub struct SearchRunsInput {
     pub page_token: Option<String>,
 }
 
-#[derive(Debug, InputObject, Serialize)]
+#[derive(Debug, Default, InputObject, Serialize)]
 #[graphql(name = "MlflowGetMetricHistoryBulkIntervalInput")]
 pub struct MetricHistoryInput {
     pub run_ids: Option<Vec<Option<String>>>,
