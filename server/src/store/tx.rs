@@ -7,17 +7,18 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use sqlx::{AnyConnection, AnyPool};
 
-use super::sql::{is_conflict, is_too_long, is_transient, Dialect, Sql};
+use super::sql::{conflict, is_too_long, is_transient, Conflict, Dialect, Sql};
 use super::Store;
 use crate::error::{ErrorCode, MlflowError, Result};
 
 impl From<sqlx::Error> for MlflowError {
     fn from(err: sqlx::Error) -> Self {
-        if is_conflict(&err) {
-            return MlflowError::new(
-                ErrorCode::TemporarilyUnavailable,
-                format!("{CONFLICT}{err}"),
-            );
+        if let Some(kind) = conflict(&err) {
+            let prefix = match kind {
+                Conflict::Lost => CONFLICT,
+                Conflict::WaitedOut => LOCKED_OUT,
+            };
+            return MlflowError::new(ErrorCode::TemporarilyUnavailable, format!("{prefix}{err}"));
         }
         if is_transient(&err) {
             tracing::warn!(error = %err, "backend store unavailable");
@@ -35,18 +36,34 @@ impl From<sqlx::Error> for MlflowError {
     }
 }
 
-/// Message prefix of a transaction that lost a lock conflict (deadlock victim, serialization
-/// failure, lock wait timeout, SQLite busy): the store retries those itself, and the client
-/// may too.
+/// Message prefix of a transaction that lost a lock conflict at once (deadlock victim,
+/// serialization failure, SQLite snapshot outdated): the store retries those itself, and the
+/// client may too.
 const CONFLICT: &str = "Concurrent writes conflicted in the backend store; retry the request: ";
+
+/// Message prefix of a transaction that waited for a lock until a timeout (SQLite busy after
+/// the busy timeout, MySQL lock wait timeout): the store retries it once only, since each
+/// attempt may wait as long again.
+const LOCKED_OUT: &str =
+    "Concurrent writes kept the backend store locked past its timeout; retry the request: ";
 
 /// Whether a write failed only because of a lock conflict with another transaction.
 pub(crate) fn is_conflict_error(err: &MlflowError) -> bool {
-    err.code == ErrorCode::TemporarilyUnavailable && err.message.starts_with(CONFLICT)
+    err.code == ErrorCode::TemporarilyUnavailable
+        && (err.message.starts_with(CONFLICT) || err.message.starts_with(LOCKED_OUT))
+}
+
+/// Whether a write failed after waiting for a lock until a timeout.
+fn is_locked_out_error(err: &MlflowError) -> bool {
+    err.code == ErrorCode::TemporarilyUnavailable && err.message.starts_with(LOCKED_OUT)
 }
 
 /// Most attempts of one write transaction that keeps losing lock conflicts.
 const MAX_ATTEMPTS: u64 = 9;
+
+/// Most retries after a lock wait that ran into its timeout (30 s busy timeout on SQLite):
+/// more would keep the client waiting minutes.
+const MAX_WAITED_OUT_RETRIES: u64 = 1;
 
 /// Ties the borrow of the transaction handed to a [`write_with`] op to the caller's borrows
 /// (`'env: 'c`), so the op's future may capture the caller's references. The op ignores it.
@@ -56,7 +73,8 @@ pub(crate) type Scope<'c, 'env> = PhantomData<&'c &'env ()>;
 /// begins it on `writer` the one way ([`begin_on`]), runs `op` in it and commits. When it lost
 /// a lock conflict (deadlock victim, serialization failure, lock wait timeout, SQLite busy)
 /// the database rolled it back entirely, so it runs the whole op again, a few times with
-/// jittered backoff; nothing is applied twice. Any other error rolls the transaction back (by
+/// jittered backoff (after a lock wait that ran into its timeout, once only); nothing is
+/// applied twice. Any other error rolls the transaction back (by
 /// drop) and is returned.
 ///
 /// `op` must be repeatable: reads it depends on belong inside it, and reads on the reader
@@ -70,6 +88,7 @@ where
     F: for<'c> FnMut(&'c mut AnyConnection, Scope<'c, 'env>) -> BoxFuture<'c, Result<T>>,
 {
     let mut attempt: u64 = 1;
+    let mut waited_out: u64 = 0;
     loop {
         let outcome = async {
             let mut tx = begin_on(writer, dialect).await?;
@@ -80,6 +99,12 @@ where
         .await;
         match outcome {
             Err(e) if attempt < MAX_ATTEMPTS && is_conflict_error(&e) => {
+                if is_locked_out_error(&e) {
+                    if waited_out >= MAX_WAITED_OUT_RETRIES {
+                        return Err(e);
+                    }
+                    waited_out += 1;
+                }
                 let jitter = fastrand::u64(0..10 * attempt);
                 tokio::time::sleep(Duration::from_millis(5 * attempt + jitter)).await;
                 attempt += 1;
@@ -130,6 +155,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
     use std::time::{Duration, Instant};
 
     use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -137,16 +163,13 @@ mod tests {
 
     use crate::store::{Store, StoreOptions};
 
-    /// How long another process keeps SQLite's write lock.
-    const HOLD: Duration = Duration::from_millis(300);
+    /// SQLite's busy timeout in these tests: each attempt behind a held lock waits this long.
+    const BUSY: Duration = Duration::from_millis(200);
 
-    /// A write that waits out the busy timeout behind another process's write lock fails with
-    /// SQLITE_BUSY, a conflict: `write` runs it again, and it lands once the lock is released.
-    /// Setting an experiment tag is a write that was not retried before every write went
-    /// through `write`.
-    #[tokio::test]
-    async fn a_write_locked_out_past_the_busy_timeout_is_retried() {
-        let dir = std::env::temp_dir().join(format!("mlflow-write-retry-{}", std::process::id()));
+    /// A file store whose writer waits `BUSY` for a lock, and a second connection (another
+    /// process, as far as SQLite knows) holding its write lock.
+    async fn locked_store(name: &str) -> (Store, SqliteConnection, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("mlflow-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("m.db");
         let store = Store::open(&StoreOptions {
@@ -159,7 +182,7 @@ mod tests {
         .expect("open store");
         // The writer pool is one connection: a short busy timeout ends each attempt soon.
         (&store.writer)
-            .execute("PRAGMA busy_timeout = 50")
+            .execute(format!("PRAGMA busy_timeout = {}", BUSY.as_millis()).as_str())
             .await
             .expect("busy timeout");
         let mut other =
@@ -167,19 +190,30 @@ mod tests {
                 .await
                 .expect("second connection");
         other.execute("BEGIN IMMEDIATE").await.expect("write lock");
+        (store, other, dir)
+    }
 
+    /// A write that waits out the busy timeout behind another process's write lock fails with
+    /// SQLITE_BUSY, a conflict: `write` runs it again, and it lands once the lock is released
+    /// during that second wait. Setting an experiment tag is a write that was not retried
+    /// before every write went through `write`.
+    #[tokio::test]
+    async fn a_write_locked_out_past_the_busy_timeout_is_retried() {
+        let (store, mut other, dir) = locked_store("write-retry").await;
+        // Released during the second attempt: the first one has given up by then.
+        let hold = BUSY + BUSY / 2;
         let started = Instant::now();
         let write = tokio::spawn({
             let store = store.clone();
             async move { store.set_experiment_tag(0, "k", "v").await }
         });
-        tokio::time::sleep(HOLD).await;
+        tokio::time::sleep(hold).await;
         other.execute("ROLLBACK").await.expect("release");
         write
             .await
             .expect("join")
             .expect("the write is retried past the lock");
-        assert!(started.elapsed() >= HOLD);
+        assert!(started.elapsed() >= hold);
 
         let row = sqlx::query(
             "SELECT COUNT(*), MAX(value) FROM experiment_tags WHERE experiment_id = 0 AND key = 'k'",
@@ -189,6 +223,27 @@ mod tests {
         .expect("read tag");
         assert_eq!(row.get::<i64, _>(0), 1);
         assert_eq!(row.get::<String, _>(1), "v");
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Each attempt behind a lock that is never released waits the whole busy timeout (30 s
+    /// in production), so such a write is retried once, not up to `MAX_ATTEMPTS` times, and
+    /// answers with the conflict.
+    #[tokio::test]
+    async fn a_write_locked_out_twice_gives_up() {
+        let (store, mut other, dir) = locked_store("write-give-up").await;
+        let started = Instant::now();
+        let err = store
+            .set_experiment_tag(0, "k", "v")
+            .await
+            .expect_err("the lock is never released");
+        let waited = started.elapsed();
+        assert!(super::is_conflict_error(&err), "{err:?}");
+        // Two attempts wait 2 x BUSY; a third would wait 3 x BUSY.
+        assert!(waited >= 2 * BUSY, "{waited:?}");
+        assert!(waited < 3 * BUSY, "{waited:?}");
+        other.execute("ROLLBACK").await.expect("release");
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

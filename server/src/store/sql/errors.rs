@@ -1,22 +1,41 @@
 //! What a database error means, whichever database sent it: a lost lock conflict, a
 //! (brief) outage, a value too long for its column, a duplicate key.
 
-/// A transaction that lost a lock conflict and was rolled back, so running it again is safe:
-/// MySQL deadlock victim or lock wait timeout, PostgreSQL serialization failure or deadlock,
-/// SQLite busy (another process kept the write lock past the busy timeout, or outdated the
-/// transaction's snapshot).
-pub fn is_conflict(err: &sqlx::Error) -> bool {
+/// How a transaction lost a lock conflict; either way it was rolled back, so running it again
+/// is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// Failed at once: MySQL deadlock victim, PostgreSQL serialization failure or deadlock,
+    /// SQLite snapshot outdated by another process (BUSY_SNAPSHOT).
+    Lost,
+    /// Waited for a lock until a timeout first: MySQL lock wait timeout, SQLite busy
+    /// (another process kept the write lock past the busy timeout). Another attempt may wait
+    /// as long again.
+    WaitedOut,
+}
+
+/// Whether (and how) a database error is a lost lock conflict.
+pub fn conflict(err: &sqlx::Error) -> Option<Conflict> {
     let sqlx::Error::Database(db) = err else {
-        return false;
+        return None;
     };
     if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-        return matches!(my.number(), 1213 | 1205);
+        return match my.number() {
+            1213 => Some(Conflict::Lost),
+            1205 => Some(Conflict::WaitedOut),
+            _ => None,
+        };
     }
     if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-        // SQLITE_BUSY and its extended codes BUSY_RECOVERY, BUSY_SNAPSHOT, BUSY_TIMEOUT.
-        return matches!(db.code().as_deref(), Some("5" | "261" | "517" | "773"));
+        // SQLITE_BUSY_SNAPSHOT is returned without waiting; SQLITE_BUSY and its extended codes
+        // BUSY_RECOVERY and BUSY_TIMEOUT come after the busy handler gave up.
+        return match db.code().as_deref() {
+            Some("517") => Some(Conflict::Lost),
+            Some("5" | "261" | "773") => Some(Conflict::WaitedOut),
+            _ => None,
+        };
     }
-    matches!(db.code().as_deref(), Some("40001" | "40P01"))
+    matches!(db.code().as_deref(), Some("40001" | "40P01")).then_some(Conflict::Lost)
 }
 
 /// Errors that say the database is (briefly) out of reach or overloaded, not that the

@@ -13,7 +13,7 @@ mod read;
 pub mod session;
 
 pub use dialect::{like_to_glob, Dialect};
-pub use errors::{is_conflict, is_too_long, is_transient, is_unique_violation};
+pub use errors::{conflict, is_too_long, is_transient, is_unique_violation, Conflict};
 pub use read::{get_f64, get_i64, get_str};
 
 use sqlx::any::AnyArguments;
