@@ -9,7 +9,6 @@ use crate::domain::paging;
 use crate::domain::registry as r;
 use crate::domain::search::{parse_filter, parse_order_by, OrderKey, SearchTarget};
 use crate::error::{MlflowError, Result};
-use crate::store::sql::Dialect;
 use crate::store::NewModelVersion;
 use crate::wire::registry::{ModelVersion, RegisteredModel};
 use crate::wire::KeyValue;
@@ -114,7 +113,7 @@ impl Tracking {
     /// Checks a value against its column width where the database enforces it (PostgreSQL,
     /// MySQL), so an oversize value is a 400 rather than a database error.
     fn check_column(&self, what: &str, value: Option<&str>, limit: usize) -> Result<()> {
-        if self.store().dialect() == Dialect::Sqlite {
+        if !self.store().enforces_column_widths() {
             return Ok(());
         }
         r::validate_text(what, value, limit)

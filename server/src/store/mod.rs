@@ -151,8 +151,11 @@ impl Store {
         Ok(store)
     }
 
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
+    /// Whether the database rejects a value longer than its column (PostgreSQL, MySQL): the
+    /// service then checks widths first, so an oversize value is a 400, not a database error.
+    /// SQLite keeps any length.
+    pub fn enforces_column_widths(&self) -> bool {
+        self.dialect.enforces_column_widths()
     }
 
     fn sql(&self) -> Sql {

@@ -147,6 +147,12 @@ impl Dialect {
         self != Dialect::Sqlite
     }
 
+    /// Whether a value longer than its column is an error (PostgreSQL, MySQL in strict mode);
+    /// SQLite keeps any length.
+    pub fn enforces_column_widths(self) -> bool {
+        self != Dialect::Sqlite
+    }
+
     /// `FOR UPDATE` where the dialect has row locks; SQLite's single writer already serialises.
     pub fn row_lock(self) -> &'static str {
         match self {
