@@ -16,12 +16,14 @@ const EXPERIMENT_COLUMNS: &str =
 
 fn experiment_from_row(row: &AnyRow) -> Experiment {
     Experiment {
-        experiment_id: get_i64(row, 0).unwrap_or_default().to_string(),
-        name: get_str(row, 1).unwrap_or_default(),
-        artifact_location: get_str(row, 2).unwrap_or_default(),
-        lifecycle_stage: get_str(row, 3).unwrap_or_else(|| "active".into()),
-        creation_time: get_i64(row, 4),
-        last_update_time: get_i64(row, 5),
+        experiment_id: get_i64(row, "experiment_id")
+            .unwrap_or_default()
+            .to_string(),
+        name: get_str(row, "name").unwrap_or_default(),
+        artifact_location: get_str(row, "artifact_location").unwrap_or_default(),
+        lifecycle_stage: get_str(row, "lifecycle_stage").unwrap_or_else(|| "active".into()),
+        creation_time: get_i64(row, "creation_time"),
+        last_update_time: get_i64(row, "last_update_time"),
         tags: Vec::new(),
     }
 }
@@ -172,11 +174,15 @@ impl Store {
         let mut by_id: HashMap<String, Vec<KeyValue>> = HashMap::new();
         for row in self.fetch_all(&sql).await? {
             by_id
-                .entry(get_i64(&row, 0).unwrap_or_default().to_string())
+                .entry(
+                    get_i64(&row, "experiment_id")
+                        .unwrap_or_default()
+                        .to_string(),
+                )
                 .or_default()
                 .push(KeyValue {
-                    key: get_str(&row, 1).unwrap_or_default(),
-                    value: get_str(&row, 2).unwrap_or_default(),
+                    key: get_str(&row, "key").unwrap_or_default(),
+                    value: get_str(&row, "value").unwrap_or_default(),
                 });
         }
         for exp in exps {

@@ -97,11 +97,11 @@ impl Store {
             .fetch_optional(&mut *conn)
             .await?
             .ok_or_else(|| not_found(run_id))?;
-        let stage = get_str(&row, 0).unwrap_or_default();
+        let stage = get_str(&row, "lifecycle_stage").unwrap_or_default();
         if stage != "active" {
             return Err(not_active(run_id, &stage));
         }
-        Ok(get_i64(&row, 1).unwrap_or(0))
+        Ok(get_i64(&row, "experiment_id").unwrap_or(0))
     }
 
     /// Applies runs/update and returns the new info.

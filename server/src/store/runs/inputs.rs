@@ -29,34 +29,37 @@ impl Store {
         .bind_list(ids);
         let rows = sql.query().fetch_all(&mut *conn).await?;
         if !rows.is_empty() {
-            let input_ids: Vec<String> = rows.iter().filter_map(|r| get_str(r, 1)).collect();
+            let input_ids: Vec<String> = rows
+                .iter()
+                .filter_map(|r| get_str(r, "input_uuid"))
+                .collect();
             let mut tags: HashMap<String, Vec<KeyValue>> = HashMap::new();
             for chunk in input_ids.chunks(CHUNK) {
                 let mut sql = self.sql();
                 sql.push("SELECT input_uuid, name, value FROM input_tags WHERE input_uuid IN ")
                     .bind_list(chunk);
                 for row in sql.query().fetch_all(&mut *conn).await? {
-                    tags.entry(get_str(&row, 0).unwrap_or_default())
+                    tags.entry(get_str(&row, "input_uuid").unwrap_or_default())
                         .or_default()
                         .push(KeyValue {
-                            key: get_str(&row, 1).unwrap_or_default(),
-                            value: get_str(&row, 2).unwrap_or_default(),
+                            key: get_str(&row, "name").unwrap_or_default(),
+                            value: get_str(&row, "value").unwrap_or_default(),
                         });
                 }
             }
             for row in rows {
-                let run_id = get_str(&row, 0).unwrap_or_default();
-                let input_id = get_str(&row, 1).unwrap_or_default();
+                let run_id = get_str(&row, "destination_id").unwrap_or_default();
+                let input_id = get_str(&row, "input_uuid").unwrap_or_default();
                 let entry = data.entry(run_id).or_default();
                 entry.1.dataset_inputs.push(DatasetInput {
                     tags: tags.remove(&input_id).unwrap_or_default(),
                     dataset: Dataset {
-                        name: get_str(&row, 2).unwrap_or_default(),
-                        digest: get_str(&row, 3).unwrap_or_default(),
-                        source_type: get_str(&row, 4).unwrap_or_default(),
-                        source: get_str(&row, 5).unwrap_or_default(),
-                        schema: get_str(&row, 6),
-                        profile: get_str(&row, 7),
+                        name: get_str(&row, "name").unwrap_or_default(),
+                        digest: get_str(&row, "digest").unwrap_or_default(),
+                        source_type: get_str(&row, "dataset_source_type").unwrap_or_default(),
+                        source: get_str(&row, "dataset_source").unwrap_or_default(),
+                        schema: get_str(&row, "dataset_schema"),
+                        profile: get_str(&row, "dataset_profile"),
                     },
                 });
             }
@@ -70,15 +73,15 @@ impl Store {
         .bind_list(ids);
         for row in sql.query().fetch_all(&mut *conn).await? {
             let entry = data
-                .entry(get_str(&row, 0).unwrap_or_default())
+                .entry(get_str(&row, "source_id").unwrap_or_default())
                 .or_default();
-            let model_id = get_str(&row, 1).unwrap_or_default();
-            if get_str(&row, 2).as_deref() == Some("RUN_INPUT") {
+            let model_id = get_str(&row, "destination_id").unwrap_or_default();
+            if get_str(&row, "source_type").as_deref() == Some("RUN_INPUT") {
                 entry.1.model_inputs.push(ModelInput { model_id });
             } else {
                 entry.2.model_outputs.push(ModelOutput {
                     model_id,
-                    step: get_i64(&row, 3).unwrap_or(0),
+                    step: get_i64(&row, "step").unwrap_or(0),
                 });
             }
         }

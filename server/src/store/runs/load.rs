@@ -3,17 +3,25 @@
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
 use sqlx::AnyConnection;
 
-use super::{metric_from_row, CHUNK};
+use super::{metric_by_name, CHUNK};
 use crate::error::{MlflowError, Result};
 use crate::store::sql::{get_i64, get_str, Dialect};
 use crate::store::Store;
 use crate::wire::{KeyValue, Metric, Run, RunData, RunInfo, RunInputs, RunOutputs};
 
-/// One latest metric as SQLite's JSON aggregation writes it:
-/// `[key, "%.17g value", timestamp, step, is_nan]`.
-pub(super) type JsonMetric = (String, String, Option<i64>, Option<i64>, Option<i64>);
+/// One latest metric as SQLite's JSON aggregation writes it (serde reads a struct from a
+/// JSON array field by field): `[key, "%.17g value", timestamp, step, is_nan]`.
+#[derive(Deserialize)]
+pub(super) struct JsonMetric {
+    key: String,
+    value: String,
+    timestamp: Option<i64>,
+    step: Option<i64>,
+    is_nan: Option<i64>,
+}
 
 impl Store {
     /// Adds params, tags, metrics, inputs and outputs to bare run infos, keeping their
@@ -32,7 +40,7 @@ impl Store {
             }
             let mut sql = self.sql();
             sql.push(&format!(
-                "SELECT 0, run_uuid, {key}, value FROM params WHERE run_uuid IN "
+                "SELECT 0 AS kind, run_uuid, {key}, value FROM params WHERE run_uuid IN "
             ))
             .bind_list(chunk)
             .push(&format!(
@@ -41,13 +49,13 @@ impl Store {
             .bind_list(chunk);
             for row in sql.query().fetch_all(&mut *conn).await? {
                 let entry = data
-                    .entry(get_str(&row, 1).unwrap_or_default())
+                    .entry(get_str(&row, "run_uuid").unwrap_or_default())
                     .or_default();
                 let kv = KeyValue {
-                    key: get_str(&row, 2).unwrap_or_default(),
-                    value: get_str(&row, 3).unwrap_or_default(),
+                    key: get_str(&row, "key").unwrap_or_default(),
+                    value: get_str(&row, "value").unwrap_or_default(),
                 };
-                if get_i64(&row, 0) == Some(0) {
+                if get_i64(&row, "kind") == Some(0) {
                     entry.0.params.push(kv);
                 } else {
                     entry.0.tags.push(kv);
@@ -88,20 +96,21 @@ impl Store {
         sql.push(&format!(
             "SELECT r.run_uuid, \
              (SELECT json_group_array(json_array({key}, value)) FROM params p \
-              WHERE p.run_uuid = r.run_uuid), \
+              WHERE p.run_uuid = r.run_uuid) AS params, \
              (SELECT json_group_array(json_array({key}, value)) FROM tags t \
-              WHERE t.run_uuid = r.run_uuid), \
+              WHERE t.run_uuid = r.run_uuid) AS tags, \
              (SELECT json_group_array(json_array({key}, printf('%!.17g', value), timestamp, \
-              step, is_nan)) FROM latest_metrics lm WHERE lm.run_uuid = r.run_uuid) \
+              step, is_nan)) FROM latest_metrics lm WHERE lm.run_uuid = r.run_uuid) AS metrics \
              FROM runs r WHERE r.run_uuid IN "
         ))
         .bind_list(ids);
         for row in sql.query().fetch_all(&mut *conn).await? {
-            let run_id = get_str(&row, 0).unwrap_or_default();
+            let run_id = get_str(&row, "run_uuid").unwrap_or_default();
             let entry = data.entry(run_id).or_default();
-            entry.0.params = key_values_from_json(get_str(&row, 1).as_deref())?;
-            entry.0.tags = key_values_from_json(get_str(&row, 2).as_deref())?;
-            entry.0.metrics = metrics_from_json(get_str(&row, 3).as_deref().unwrap_or("[]"))?;
+            entry.0.params = key_values_from_json(get_str(&row, "params").as_deref())?;
+            entry.0.tags = key_values_from_json(get_str(&row, "tags").as_deref())?;
+            let metrics = get_str(&row, "metrics");
+            entry.0.metrics = metrics_from_json(metrics.as_deref().unwrap_or("[]"))?;
         }
         Ok(())
     }
@@ -122,13 +131,13 @@ impl Store {
             // prints it shortest again (tests/store_roundtrip.rs checks the round trip).
             sql.push(&format!(
                 "SELECT run_uuid, json_group_array(json_array({key}, printf('%!.17g', value), \
-                 timestamp, step, is_nan)) FROM latest_metrics WHERE run_uuid IN "
+                 timestamp, step, is_nan)) AS metrics FROM latest_metrics WHERE run_uuid IN "
             ))
             .bind_list(ids)
             .push(" GROUP BY run_uuid");
             for row in sql.query().fetch_all(&mut *conn).await? {
-                let run_id = get_str(&row, 0).unwrap_or_default();
-                let json = get_str(&row, 1).unwrap_or_default();
+                let run_id = get_str(&row, "run_uuid").unwrap_or_default();
+                let json = get_str(&row, "metrics").unwrap_or_default();
                 for metric in metrics_from_json(&json)? {
                     out.push((run_id.clone(), metric));
                 }
@@ -137,13 +146,13 @@ impl Store {
         }
         sql.push(&format!(
             "SELECT run_uuid, {key}, value, timestamp, step, \
-             CASE WHEN is_nan THEN 1 ELSE 0 END FROM latest_metrics WHERE run_uuid IN "
+             CASE WHEN is_nan THEN 1 ELSE 0 END AS is_nan FROM latest_metrics WHERE run_uuid IN "
         ))
         .bind_list(ids);
         for row in sql.query().fetch_all(&mut *conn).await? {
             out.push((
-                get_str(&row, 0).unwrap_or_default(),
-                metric_from_row(&row, 1),
+                get_str(&row, "run_uuid").unwrap_or_default(),
+                metric_by_name(&row),
             ));
         }
         Ok(out)
@@ -161,15 +170,15 @@ pub(super) fn metrics_from_json(json: &str) -> Result<Vec<Metric>> {
 pub(super) fn metrics_from_items(items: Vec<JsonMetric>) -> Vec<Metric> {
     items
         .into_iter()
-        .map(|(key, value, timestamp, step, is_nan)| Metric {
-            key,
-            value: if is_nan.unwrap_or(0) != 0 {
+        .map(|m| Metric {
+            key: m.key,
+            value: if m.is_nan.unwrap_or(0) != 0 {
                 f64::NAN
             } else {
-                value.parse().unwrap_or(0.0)
+                m.value.parse().unwrap_or(0.0)
             },
-            timestamp: timestamp.unwrap_or(0),
-            step: step.unwrap_or(0),
+            timestamp: m.timestamp.unwrap_or(0),
+            step: m.step.unwrap_or(0),
             dataset_name: None,
             dataset_digest: None,
             model_id: None,

@@ -13,8 +13,9 @@ mod write;
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
 use sqlx::any::AnyRow;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, ColumnIndex};
 
 use super::sql::{get_f64, get_i64, get_str, Sql};
 use crate::error::{MlflowError, Result};
@@ -26,52 +27,53 @@ pub const RUN_NAME_TAG: &str = "mlflow.runName";
 pub(super) const RUN_COLUMNS: &str =
     "runs.run_uuid, runs.name, runs.user_id, runs.status, runs.start_time, \
      runs.end_time, runs.artifact_uri, runs.lifecycle_stage, runs.experiment_id";
-pub(super) const RUN_COLUMN_COUNT: usize = 9;
 /// Rows per `IN (...)` list, well under every database's bound-parameter limit.
 pub(super) const CHUNK: usize = 500;
 /// MLflow stores infinities as the largest finite doubles.
 pub(super) const MAX_DOUBLE: f64 = 1.797_693_134_862_315_7e308;
 
-/// The `RUN_COLUMNS` of one run, as read from a row or from a JSON array.
-pub(super) type InfoColumns = (
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-);
+/// The `RUN_COLUMNS` of one run, as read from a row or from a JSON array (serde reads a
+/// struct from an array field by field).
+#[derive(Deserialize)]
+pub(super) struct InfoColumns {
+    run_uuid: Option<String>,
+    name: Option<String>,
+    user_id: Option<String>,
+    status: Option<String>,
+    start_time: Option<i64>,
+    end_time: Option<i64>,
+    artifact_uri: Option<String>,
+    lifecycle_stage: Option<String>,
+    experiment_id: Option<i64>,
+}
 
 pub(super) fn info_from_row(row: &AnyRow) -> RunInfo {
-    info_from_columns((
-        get_str(row, 0),
-        get_str(row, 1),
-        get_str(row, 2),
-        get_str(row, 3),
-        get_i64(row, 4),
-        get_i64(row, 5),
-        get_str(row, 6),
-        get_str(row, 7),
-        get_i64(row, 8),
-    ))
+    info_from_columns(InfoColumns {
+        run_uuid: get_str(row, "run_uuid"),
+        name: get_str(row, "name"),
+        user_id: get_str(row, "user_id"),
+        status: get_str(row, "status"),
+        start_time: get_i64(row, "start_time"),
+        end_time: get_i64(row, "end_time"),
+        artifact_uri: get_str(row, "artifact_uri"),
+        lifecycle_stage: get_str(row, "lifecycle_stage"),
+        experiment_id: get_i64(row, "experiment_id"),
+    })
 }
 
 pub(super) fn info_from_columns(c: InfoColumns) -> RunInfo {
-    let id = c.0.unwrap_or_default();
+    let id = c.run_uuid.unwrap_or_default();
     RunInfo {
         run_uuid: id.clone(),
         run_id: id,
-        run_name: c.1.unwrap_or_default(),
-        user_id: c.2.unwrap_or_default(),
-        status: c.3.unwrap_or_else(|| "RUNNING".into()),
-        start_time: c.4,
-        end_time: c.5,
-        artifact_uri: c.6.unwrap_or_default(),
-        lifecycle_stage: c.7.unwrap_or_else(|| "active".into()),
-        experiment_id: c.8.unwrap_or_default().to_string(),
+        run_name: c.name.unwrap_or_default(),
+        user_id: c.user_id.unwrap_or_default(),
+        status: c.status.unwrap_or_else(|| "RUNNING".into()),
+        start_time: c.start_time,
+        end_time: c.end_time,
+        artifact_uri: c.artifact_uri.unwrap_or_default(),
+        lifecycle_stage: c.lifecycle_stage.unwrap_or_else(|| "active".into()),
+        experiment_id: c.experiment_id.unwrap_or_default().to_string(),
     }
 }
 
@@ -88,7 +90,8 @@ pub struct NewMetric {
     pub dataset_digest: Option<String>,
 }
 
-/// The rows of a two-column text query, as a map from the first column to the second.
+/// The rows of a two-column text query, as a map from the first column to the second (by
+/// position: the pair is the whole row).
 pub(super) async fn string_map(
     conn: &mut AnyConnection,
     sql: &Sql,
@@ -147,16 +150,28 @@ pub(super) fn stored_value(value: f64) -> (f64, bool) {
 }
 
 pub(super) fn metric_from_row(row: &AnyRow, key_idx: usize) -> Metric {
-    let is_nan = get_i64(row, key_idx + 4).unwrap_or(0) != 0;
+    let [value, timestamp, step, is_nan] = [1, 2, 3, 4].map(|i| key_idx + i);
+    metric_from_columns(row, [key_idx, value, timestamp, step, is_nan])
+}
+
+/// A metric from a row with columns `key`, `value`, `timestamp`, `step` and `is_nan`.
+pub(super) fn metric_by_name(row: &AnyRow) -> Metric {
+    metric_from_columns(row, ["key", "value", "timestamp", "step", "is_nan"])
+}
+
+/// A metric from its columns: key, value, timestamp, step, is_nan (0 or 1).
+fn metric_from_columns<I: ColumnIndex<AnyRow> + Copy>(row: &AnyRow, cols: [I; 5]) -> Metric {
+    let [key, value, timestamp, step, is_nan] = cols;
+    let is_nan = get_i64(row, is_nan).unwrap_or(0) != 0;
     Metric {
-        key: get_str(row, key_idx).unwrap_or_default(),
+        key: get_str(row, key).unwrap_or_default(),
         value: if is_nan {
             f64::NAN
         } else {
-            get_f64(row, key_idx + 1).unwrap_or(0.0)
+            get_f64(row, value).unwrap_or(0.0)
         },
-        timestamp: get_i64(row, key_idx + 2).unwrap_or(0),
-        step: get_i64(row, key_idx + 3).unwrap_or(0),
+        timestamp: get_i64(row, timestamp).unwrap_or(0),
+        step: get_i64(row, step).unwrap_or(0),
         dataset_name: None,
         dataset_digest: None,
         model_id: None,

@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
+
 use super::load::{
     key_values, key_values_from_json, metrics_from_items, metrics_from_json, JsonMetric,
 };
-use super::{info_from_columns, info_from_row, InfoColumns, CHUNK, RUN_COLUMNS, RUN_COLUMN_COUNT};
+use super::{info_from_columns, info_from_row, InfoColumns, CHUNK, RUN_COLUMNS};
 use crate::domain::search::{Clause, OrderKey};
 use crate::error::{MlflowError, Result};
 use crate::store::search::{run_clause, run_order};
@@ -23,18 +25,19 @@ const PG_PAGE_COLUMNS: &str = "r.run_uuid, r.name, r.user_id, r.status, r.start_
 /// dataset or model inputs or outputs.
 const PG_RUN_DATA_SELECT: &str = "SELECT runs.*, \
      (SELECT json_agg(json_build_array(p.key, p.value))::text FROM params p \
-      WHERE p.run_uuid = runs.run_uuid), \
+      WHERE p.run_uuid = runs.run_uuid) AS params, \
      (SELECT json_agg(json_build_array(t.key, t.value))::text FROM tags t \
-      WHERE t.run_uuid = runs.run_uuid), \
+      WHERE t.run_uuid = runs.run_uuid) AS tags, \
      (SELECT json_agg(json_build_array(lm.key, lm.value::text, lm.timestamp, lm.step, \
-      lm.is_nan::int))::text FROM latest_metrics lm WHERE lm.run_uuid = runs.run_uuid), \
+      lm.is_nan::int))::text FROM latest_metrics lm WHERE lm.run_uuid = runs.run_uuid) \
+      AS metrics, \
      CASE WHEN EXISTS (SELECT 1 FROM inputs i WHERE i.destination_type = 'RUN' \
       AND i.destination_id = runs.run_uuid) OR EXISTS (SELECT 1 FROM inputs i \
       WHERE i.source_type IN ('RUN_INPUT', 'RUN_OUTPUT') AND i.source_id = runs.run_uuid) \
-     THEN 1 ELSE 0 END";
+     THEN 1 ELSE 0 END AS has_inputs";
 /// SQLite: a whole search page as one JSON document, `[[info columns], params, tags, latest
 /// metrics, has inputs]` per run, aggregated over a derived table named `runs` (the caller
-/// appends the aggregate's ORDER BY, then `) FROM (page query) runs`). Every row SQLite
+/// appends the aggregate's ORDER BY, then `) AS page FROM (page query) runs`). Every row SQLite
 /// returns is a hand-over between its thread and the runtime; one row instead of two
 /// hundred per page.
 const SQLITE_PAGE_SELECT: &str = "SELECT json_group_array(json_array(\
@@ -50,14 +53,15 @@ const SQLITE_PAGE_SELECT: &str = "SELECT json_group_array(json_array(\
      EXISTS (SELECT 1 FROM inputs i WHERE i.destination_type = 'RUN' \
       AND i.destination_id = runs.run_uuid) OR EXISTS (SELECT 1 FROM inputs i \
       WHERE i.source_type IN ('RUN_INPUT', 'RUN_OUTPUT') AND i.source_id = runs.run_uuid))";
-/// One run of `SQLITE_PAGE_SELECT`'s document.
-type JsonRun = (
-    InfoColumns,
-    Vec<(String, Option<String>)>,
-    Vec<(String, Option<String>)>,
-    Vec<JsonMetric>,
-    i64,
-);
+/// One run of `SQLITE_PAGE_SELECT`'s document, read from its JSON array field by field.
+#[derive(Deserialize)]
+struct JsonRun {
+    info: InfoColumns,
+    params: Vec<(String, Option<String>)>,
+    tags: Vec<(String, Option<String>)>,
+    metrics: Vec<JsonMetric>,
+    has_inputs: i64,
+}
 
 impl Store {
     /// Runs of `experiment_ids` matching `clauses`, ordered, one page from `offset`.
@@ -97,7 +101,7 @@ impl Store {
             Dialect::Sqlite => {
                 sql.push(SQLITE_PAGE_SELECT);
                 run_order(&mut sql, order);
-                sql.push(") FROM (");
+                sql.push(") AS page FROM (");
                 (RUN_COLUMNS, "runs", "runs.lifecycle_stage")
             }
             Dialect::Mysql => (RUN_COLUMNS, "runs", "runs.lifecycle_stage"),
@@ -150,16 +154,16 @@ impl Store {
         let has_more = rows.len() as i64 > max_results;
         let mut page = Vec::with_capacity(rows.len());
         for row in rows.iter().take(max_results as usize) {
-            let col = RUN_COLUMN_COUNT;
+            let metrics = get_str(row, "metrics");
             let data = RunData {
-                params: key_values_from_json(get_str(row, col).as_deref())?,
-                tags: key_values_from_json(get_str(row, col + 1).as_deref())?,
-                metrics: metrics_from_json(get_str(row, col + 2).as_deref().unwrap_or("[]"))?,
+                params: key_values_from_json(get_str(row, "params").as_deref())?,
+                tags: key_values_from_json(get_str(row, "tags").as_deref())?,
+                metrics: metrics_from_json(metrics.as_deref().unwrap_or("[]"))?,
             };
             page.push((
                 info_from_row(row),
                 data,
-                get_i64(row, col + 3).unwrap_or(0) != 0,
+                get_i64(row, "has_inputs").unwrap_or(0) != 0,
             ));
         }
         self.finish_page(page, has_more).await
@@ -175,19 +179,18 @@ impl Store {
     ) -> Result<Page<Run>> {
         close_page(&mut sql, max_results, offset);
         let row = self.fetch_optional(&sql).await?;
-        let json = row.and_then(|r| get_str(&r, 0));
+        let json = row.and_then(|r| get_str(&r, "page"));
         let runs: Vec<JsonRun> = serde_json::from_str(json.as_deref().unwrap_or("[]"))
             .map_err(|e| MlflowError::internal(format!("cannot read a page of runs: {e}")))?;
         let has_more = runs.len() as i64 > max_results;
         let mut page = Vec::with_capacity(runs.len());
-        for (info, params, tags, metrics, has_inputs) in runs.into_iter().take(max_results as usize)
-        {
+        for run in runs.into_iter().take(max_results as usize) {
             let data = RunData {
-                params: key_values(params),
-                tags: key_values(tags),
-                metrics: metrics_from_items(metrics),
+                params: key_values(run.params),
+                tags: key_values(run.tags),
+                metrics: metrics_from_items(run.metrics),
             };
-            page.push((info_from_columns(info), data, has_inputs != 0));
+            page.push((info_from_columns(run.info), data, run.has_inputs != 0));
         }
         self.finish_page(page, has_more).await
     }
