@@ -117,8 +117,8 @@ impl Store {
             .await?
             .ok_or_else(|| trace_not_found(trace_id))?;
         Ok((
-            get_i64(&row, 0).unwrap_or_default(),
-            get_i64(&row, 1).unwrap_or_default(),
+            get_i64(&row, "experiment_id").unwrap_or_default(),
+            get_i64(&row, "timestamp_ms").unwrap_or_default(),
         ))
     }
 

@@ -28,24 +28,27 @@ pub struct NewLoggedModel {
 }
 
 fn info_from_row(row: &AnyRow) -> (LoggedModelInfo, String) {
-    let status = get_i64(row, 6).unwrap_or(0);
+    let status = get_i64(row, "status").unwrap_or(0);
     let info = LoggedModelInfo {
-        model_id: get_str(row, 0).unwrap_or_default(),
-        experiment_id: get_i64(row, 1).unwrap_or(0).to_string(),
-        name: get_str(row, 2).unwrap_or_default(),
-        artifact_uri: get_str(row, 3).unwrap_or_default(),
-        creation_timestamp_ms: get_i64(row, 4).unwrap_or(0),
-        last_updated_timestamp_ms: get_i64(row, 5).unwrap_or(0),
+        model_id: get_str(row, "model_id").unwrap_or_default(),
+        experiment_id: get_i64(row, "experiment_id").unwrap_or(0).to_string(),
+        name: get_str(row, "name").unwrap_or_default(),
+        artifact_uri: get_str(row, "artifact_location").unwrap_or_default(),
+        creation_timestamp_ms: get_i64(row, "creation_timestamp_ms").unwrap_or(0),
+        last_updated_timestamp_ms: get_i64(row, "last_updated_timestamp_ms").unwrap_or(0),
         status: LOGGED_MODEL_STATUSES
             .get(status as usize)
             .unwrap_or(&LOGGED_MODEL_STATUSES[0])
             .to_string(),
-        model_type: get_str(row, 7).unwrap_or_default(),
-        source_run_id: get_str(row, 8).filter(|s| !s.is_empty()),
-        status_message: get_str(row, 9).filter(|s| !s.is_empty()),
+        model_type: get_str(row, "model_type").unwrap_or_default(),
+        source_run_id: get_str(row, "source_run_id").filter(|s| !s.is_empty()),
+        status_message: get_str(row, "status_message").filter(|s| !s.is_empty()),
         tags: Vec::new(),
     };
-    (info, get_str(row, 10).unwrap_or_else(|| "active".into()))
+    (
+        info,
+        get_str(row, "lifecycle_stage").unwrap_or_else(|| "active".into()),
+    )
 }
 
 fn not_found(model_id: &str) -> MlflowError {
@@ -135,7 +138,7 @@ impl Store {
         let ids: Vec<&str> = infos.iter().map(|i| i.model_id.as_str()).collect();
         let mut conn = self.reader.acquire().await?;
         let mut sql = self.sql();
-        sql.push("SELECT 0, model_id, tag_key, tag_value FROM logged_model_tags WHERE model_id IN ")
+        sql.push("SELECT 0 AS kind, model_id, tag_key, tag_value FROM logged_model_tags WHERE model_id IN ")
             .bind_list(ids.iter().copied())
             .push(" UNION ALL SELECT 1, model_id, param_key, param_value FROM logged_model_params WHERE model_id IN ")
             .bind_list(ids.iter().copied());
@@ -143,16 +146,16 @@ impl Store {
         let mut params: HashMap<String, Vec<KeyValue>> = HashMap::new();
         for row in sql.query().fetch_all(&mut *conn).await? {
             let kv = KeyValue {
-                key: get_str(&row, 2).unwrap_or_default(),
-                value: get_str(&row, 3).unwrap_or_default(),
+                key: get_str(&row, "tag_key").unwrap_or_default(),
+                value: get_str(&row, "tag_value").unwrap_or_default(),
             };
-            let target = if get_i64(&row, 0) == Some(0) {
+            let target = if get_i64(&row, "kind") == Some(0) {
                 &mut tags
             } else {
                 &mut params
             };
             target
-                .entry(get_str(&row, 1).unwrap_or_default())
+                .entry(get_str(&row, "model_id").unwrap_or_default())
                 .or_default()
                 .push(kv);
         }
@@ -164,16 +167,16 @@ impl Store {
         .bind_list(ids.iter().copied());
         let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
         for row in sql.query().fetch_all(&mut *conn).await? {
-            let model_id = get_str(&row, 0).unwrap_or_default();
+            let model_id = get_str(&row, "model_id").unwrap_or_default();
             metrics.entry(model_id.clone()).or_default().push(Metric {
-                key: get_str(&row, 1).unwrap_or_default(),
-                value: get_f64(&row, 2).unwrap_or(f64::NAN),
-                timestamp: get_i64(&row, 3).unwrap_or(0),
-                step: get_i64(&row, 4).unwrap_or(0),
-                dataset_name: get_str(&row, 6),
-                dataset_digest: get_str(&row, 7),
+                key: get_str(&row, "metric_name").unwrap_or_default(),
+                value: get_f64(&row, "metric_value").unwrap_or(f64::NAN),
+                timestamp: get_i64(&row, "metric_timestamp_ms").unwrap_or(0),
+                step: get_i64(&row, "metric_step").unwrap_or(0),
+                dataset_name: get_str(&row, "dataset_name"),
+                dataset_digest: get_str(&row, "dataset_digest"),
                 model_id: Some(model_id),
-                run_id: get_str(&row, 5),
+                run_id: get_str(&row, "run_id"),
             });
         }
         Ok(infos

@@ -303,24 +303,28 @@ impl Store {
             });
         }
         let mut sql = self.sql();
-        sql.push("SELECT COUNT(*)");
-        for filters in [&[first][..], &[second][..], &[first, second][..]] {
+        sql.push("SELECT COUNT(*) AS n_total");
+        for (filters, name) in [
+            (&[first][..], "n_first"),
+            (&[second][..], "n_second"),
+            (&[first, second][..], "n_joint"),
+        ] {
             sql.push(", COUNT(CASE WHEN 1 = 1");
             for clauses in filters {
                 self.push_conditions(&mut sql, clauses, experiment_ids)?;
             }
-            sql.push(" THEN 1 END)");
+            sql.push(&format!(" THEN 1 END) AS {name}"));
         }
         sql.push(" FROM trace_info t WHERE t.experiment_id IN ")
             .bind_list(experiment_ids.iter().copied());
         self.push_conditions(&mut sql, base, experiment_ids)?;
         let row = sql.query().fetch_one(&self.reader).await?;
-        let count = |i| get_i64(&row, i).unwrap_or_default();
+        let count = |name| get_i64(&row, name).unwrap_or_default();
         Ok(CorrelationCounts {
-            total: count(0),
-            first: count(1),
-            second: count(2),
-            joint: count(3),
+            total: count("n_total"),
+            first: count("n_first"),
+            second: count("n_second"),
+            joint: count("n_joint"),
         })
     }
 }

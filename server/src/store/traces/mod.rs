@@ -44,7 +44,7 @@ const TOKEN_COLUMNS: [(&str, &str); 6] = [
     ),
 ];
 
-/// The `trace_info` columns every read selects, in this order.
+/// The `trace_info` columns every read selects.
 pub(super) const INFO_COLUMNS: &str = "t.request_id, t.experiment_id, t.timestamp_ms, \
      t.execution_time_ms, t.status, t.client_request_id, t.request_preview, t.response_preview, \
      t.trace_name, t.session_id, t.input_tokens, t.output_tokens, t.total_tokens, \
@@ -64,34 +64,35 @@ struct InfoRow {
 }
 
 fn info_row(row: &AnyRow) -> InfoRow {
-    let state = get_str(row, 4)
+    let state = get_str(row, "status")
         .and_then(|s| TraceState::parse(&s))
         .unwrap_or(TraceState::Unspecified);
     InfoRow {
         info: TraceInfo {
-            trace_id: get_str(row, 0).unwrap_or_default(),
-            experiment_id: get_i64(row, 1).unwrap_or_default().to_string(),
-            request_time: get_i64(row, 2).unwrap_or_default(),
-            execution_duration: get_i64(row, 3),
+            trace_id: get_str(row, "request_id").unwrap_or_default(),
+            experiment_id: get_i64(row, "experiment_id")
+                .unwrap_or_default()
+                .to_string(),
+            request_time: get_i64(row, "timestamp_ms").unwrap_or_default(),
+            execution_duration: get_i64(row, "execution_time_ms"),
             state,
-            client_request_id: get_str(row, 5),
-            request_preview: get_str(row, 6),
-            response_preview: get_str(row, 7),
+            client_request_id: get_str(row, "client_request_id"),
+            request_preview: get_str(row, "request_preview"),
+            response_preview: get_str(row, "response_preview"),
             trace_metadata: Vec::new(),
             tags: Vec::new(),
             assessments: Vec::new(),
         },
-        trace_name: get_str(row, 8),
-        session_id: get_str(row, 9),
+        trace_name: get_str(row, "trace_name"),
+        session_id: get_str(row, "session_id"),
         tokens: TOKEN_COLUMNS
             .iter()
-            .enumerate()
-            .map(|(i, (key, _))| (*key, get_i64(row, 10 + i)))
+            .map(|(key, column)| (*key, get_i64(row, *column)))
             .collect(),
+        // The cost columns are named as MLflow's cost keys.
         costs: COST_KEYS
             .iter()
-            .enumerate()
-            .map(|(i, key)| (*key, get_f64(row, 16 + i)))
+            .map(|key| (*key, get_f64(row, *key)))
             .collect(),
     }
 }
@@ -131,30 +132,31 @@ const PROMOTED_METADATA: [&str; 3] = [META_SESSION, META_TOKEN_USAGE, META_COST]
 pub(in crate::store) const ASSESSMENT_COLUMNS: &str =
     "assessment_id, trace_id, name, assessment_type, \
      value, error, created_timestamp, last_updated_timestamp, source_type, source_id, run_id, \
-     span_id, rationale, overrides, CASE WHEN valid THEN 1 ELSE 0 END, assessment_metadata";
+     span_id, rationale, overrides, CASE WHEN valid THEN 1 ELSE 0 END AS valid, \
+     assessment_metadata";
 
 pub(in crate::store) fn assessment_from_row(row: &AnyRow) -> Result<Assessment> {
-    let kind = get_str(row, 3).unwrap_or_default();
+    let kind = get_str(row, "assessment_type").unwrap_or_default();
     let value = AssessmentValue::from_columns(
         &kind,
-        &get_str(row, 4).unwrap_or_default(),
-        get_str(row, 5).as_deref(),
+        &get_str(row, "value").unwrap_or_default(),
+        get_str(row, "error").as_deref(),
     )?;
     Ok(Assessment {
-        assessment_id: get_str(row, 0).unwrap_or_default(),
-        trace_id: get_str(row, 1).unwrap_or_default(),
-        name: get_str(row, 2).unwrap_or_default(),
+        assessment_id: get_str(row, "assessment_id").unwrap_or_default(),
+        trace_id: get_str(row, "trace_id").unwrap_or_default(),
+        name: get_str(row, "name").unwrap_or_default(),
         value,
-        source_type: get_str(row, 8).unwrap_or_default(),
-        source_id: get_str(row, 9),
-        run_id: get_str(row, 10),
-        span_id: get_str(row, 11),
-        rationale: get_str(row, 12),
-        metadata: metadata_from_column(get_str(row, 15).as_deref()),
-        create_time_ms: get_i64(row, 6).unwrap_or_default(),
-        last_update_time_ms: get_i64(row, 7).unwrap_or_default(),
-        overrides: get_str(row, 13),
-        valid: get_i64(row, 14) != Some(0),
+        source_type: get_str(row, "source_type").unwrap_or_default(),
+        source_id: get_str(row, "source_id"),
+        run_id: get_str(row, "run_id"),
+        span_id: get_str(row, "span_id"),
+        rationale: get_str(row, "rationale"),
+        metadata: metadata_from_column(get_str(row, "assessment_metadata").as_deref()),
+        create_time_ms: get_i64(row, "created_timestamp").unwrap_or_default(),
+        last_update_time_ms: get_i64(row, "last_updated_timestamp").unwrap_or_default(),
+        overrides: get_str(row, "overrides"),
+        valid: get_i64(row, "valid") != Some(0),
     })
 }
 
@@ -215,7 +217,7 @@ impl Store {
         for chunk in ids.chunks(ID_CHUNK) {
             let mut sql = self.sql();
             sql.push(&format!(
-                "SELECT 0, request_id, {key}, value FROM trace_tags WHERE request_id IN "
+                "SELECT 0 AS kind, request_id, {key}, value FROM trace_tags WHERE request_id IN "
             ))
             .bind_list(chunk.iter().map(String::as_str))
             .push(&format!(
@@ -225,11 +227,11 @@ impl Store {
             .bind_list(chunk.iter().map(String::as_str));
             for row in self.fetch_all(&sql).await? {
                 let (id, k, v) = (
-                    get_str(&row, 1).unwrap_or_default(),
-                    get_str(&row, 2).unwrap_or_default(),
-                    get_str(&row, 3).unwrap_or_default(),
+                    get_str(&row, "request_id").unwrap_or_default(),
+                    get_str(&row, "key").unwrap_or_default(),
+                    get_str(&row, "value").unwrap_or_default(),
                 );
-                if get_i64(&row, 0) == Some(0) {
+                if get_i64(&row, "kind") == Some(0) {
                     tags.entry(id).or_default().push((k, v));
                 } else {
                     meta.entry(id).or_default().push((k, v));
@@ -314,16 +316,16 @@ impl Store {
             )
             .bind_list(chunk.iter().copied());
             for row in self.fetch_all(&sql).await? {
-                let content = get_str(&row, 1).unwrap_or_default();
+                let content = get_str(&row, "content").unwrap_or_default();
                 if content.is_empty() {
                     continue;
                 }
                 spans
-                    .entry(get_str(&row, 0).unwrap_or_default())
+                    .entry(get_str(&row, "trace_id").unwrap_or_default())
                     .or_default()
                     .push((
-                        get_str(&row, 2).is_some(),
-                        get_i64(&row, 3).unwrap_or_default(),
+                        get_str(&row, "parent_span_id").is_some(),
+                        get_i64(&row, "start_time_unix_nano").unwrap_or_default(),
                         content,
                     ));
             }
