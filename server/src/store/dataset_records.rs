@@ -32,13 +32,13 @@ const RECORD_COLUMNS: [&str; 13] = [
     "last_updated_by",
 ];
 
-/// The JSON columns are `json` on PostgreSQL: read as text there.
+/// The JSON columns are `json` on PostgreSQL: read as text there (under their own names).
 fn select_columns(d: Dialect) -> String {
     RECORD_COLUMNS
         .iter()
         .enumerate()
         .map(|(i, c)| match (d, i) {
-            (Dialect::Postgres, 2..=6) => format!("CAST({c} AS TEXT)"),
+            (Dialect::Postgres, 2..=6) => format!("CAST({c} AS TEXT) AS {c}"),
             _ => c.to_string(),
         })
         .collect::<Vec<_>>()
@@ -55,8 +55,8 @@ fn bind_json(sql: &mut Sql, value: Option<&PyValue>) {
     }
 }
 
-fn json_at(row: &AnyRow, idx: usize) -> Option<PyValue> {
-    get_str(row, idx).and_then(|t| PyValue::loads(&t))
+fn json_at(row: &AnyRow, column: &str) -> Option<PyValue> {
+    get_str(row, column).and_then(|t| PyValue::loads(&t))
 }
 
 /// Outputs are stored wrapped (`{"mlflow_wrapped": value}`) so any JSON value fits.
@@ -76,19 +76,19 @@ fn unwrap(stored: Option<PyValue>) -> Option<PyValue> {
 
 fn record_from_row(row: &AnyRow) -> DatasetRecord {
     DatasetRecord {
-        dataset_record_id: get_str(row, 0).unwrap_or_default(),
-        dataset_id: get_str(row, 1).unwrap_or_default(),
-        inputs: json_at(row, 2).unwrap_or(PyValue::Dict(Vec::new())),
-        outputs: unwrap(json_at(row, 3)),
-        expectations: json_at(row, 4),
-        tags: json_at(row, 5),
-        source: json_at(row, 6),
-        source_id: get_str(row, 7),
-        source_type: get_str(row, 8),
-        created_time: get_i64(row, 9).unwrap_or_default(),
-        last_update_time: get_i64(row, 10).unwrap_or_default(),
-        created_by: get_str(row, 11),
-        last_updated_by: get_str(row, 12),
+        dataset_record_id: get_str(row, "dataset_record_id").unwrap_or_default(),
+        dataset_id: get_str(row, "dataset_id").unwrap_or_default(),
+        inputs: json_at(row, "inputs").unwrap_or(PyValue::Dict(Vec::new())),
+        outputs: unwrap(json_at(row, "outputs")),
+        expectations: json_at(row, "expectations"),
+        tags: json_at(row, "tags"),
+        source: json_at(row, "source"),
+        source_id: get_str(row, "source_id"),
+        source_type: get_str(row, "source_type"),
+        created_time: get_i64(row, "created_time").unwrap_or_default(),
+        last_update_time: get_i64(row, "last_update_time").unwrap_or_default(),
+        created_by: get_str(row, "created_by"),
+        last_updated_by: get_str(row, "last_updated_by"),
     }
 }
 
@@ -198,8 +198,8 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?
                     .ok_or_else(|| dataset_not_found(dataset_id))?;
-                let name = get_str(&row, 0).unwrap_or_default();
-                let old_schema = get_str(&row, 1);
+                let name = get_str(&row, "name").unwrap_or_default();
+                let old_schema = get_str(&row, "schema");
                 let (mut inserted, mut updated) = (0, 0);
                 let mut updated_by = None;
                 for raw in records {

@@ -45,13 +45,13 @@ impl Store {
             .await?
             .iter()
             .map(|row| DatasetSummary {
-                experiment_id: super::sql::get_i64(row, 0)
+                experiment_id: super::sql::get_i64(row, "experiment_id")
                     .map(|n| n.to_string())
-                    .or_else(|| get_str(row, 0))
+                    .or_else(|| get_str(row, "experiment_id"))
                     .unwrap_or_default(),
-                name: get_str(row, 1).unwrap_or_default(),
-                digest: get_str(row, 2).unwrap_or_default(),
-                context: get_str(row, 3),
+                name: get_str(row, "name").unwrap_or_default(),
+                digest: get_str(row, "digest").unwrap_or_default(),
+                context: get_str(row, "value"),
             })
             .collect())
     }

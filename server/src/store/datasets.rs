@@ -32,16 +32,16 @@ fn dataset_columns(d: Dialect) -> String {
 
 fn dataset_from_row(row: &AnyRow) -> Dataset {
     Dataset {
-        dataset_id: get_str(row, 0).unwrap_or_default(),
-        name: get_str(row, 1).unwrap_or_default(),
+        dataset_id: get_str(row, "dataset_id").unwrap_or_default(),
+        name: get_str(row, "name").unwrap_or_default(),
         tags: Vec::new(),
-        schema: get_str(row, 2),
-        profile: get_str(row, 3),
-        digest: get_str(row, 4).unwrap_or_default(),
-        created_time: get_i64(row, 5).unwrap_or_default(),
-        last_update_time: get_i64(row, 6).unwrap_or_default(),
-        created_by: get_str(row, 7),
-        last_updated_by: get_str(row, 8),
+        schema: get_str(row, "schema"),
+        profile: get_str(row, "profile"),
+        digest: get_str(row, "digest").unwrap_or_default(),
+        created_time: get_i64(row, "created_time").unwrap_or_default(),
+        last_update_time: get_i64(row, "last_update_time").unwrap_or_default(),
+        created_by: get_str(row, "created_by"),
+        last_updated_by: get_str(row, "last_updated_by"),
         experiment_ids: None,
     }
 }
@@ -168,11 +168,11 @@ impl Store {
         .bind_list(datasets.iter().map(|d| d.dataset_id.clone()));
         sql.push(&format!(" ORDER BY {}", self.dialect.key_col()));
         for row in self.fetch_all(&sql).await? {
-            let id = get_str(&row, 0).unwrap_or_default();
+            let id = get_str(&row, "dataset_id").unwrap_or_default();
             if let Some(ds) = datasets.iter_mut().find(|d| d.dataset_id == id) {
                 ds.tags.push((
-                    get_str(&row, 1).unwrap_or_default(),
-                    get_str(&row, 2).unwrap_or_default(),
+                    get_str(&row, "key").unwrap_or_default(),
+                    get_str(&row, "value").unwrap_or_default(),
                 ));
             }
         }

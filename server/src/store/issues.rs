@@ -28,19 +28,23 @@ fn parse_list(text: Option<String>) -> Vec<String> {
 
 fn issue_from_row(row: &AnyRow, with_count: bool) -> Issue {
     Issue {
-        issue_id: get_str(row, 0).unwrap_or_default(),
-        experiment_id: get_i64(row, 1).unwrap_or_default(),
-        name: get_str(row, 2).unwrap_or_default(),
-        description: get_str(row, 3).unwrap_or_default(),
-        status: get_str(row, 4).unwrap_or_default(),
-        severity: get_str(row, 5),
-        root_causes: parse_list(get_str(row, 6)),
-        source_run_id: get_str(row, 7),
-        categories: parse_list(get_str(row, 8)),
-        created_timestamp: get_i64(row, 9).unwrap_or_default(),
-        last_updated_timestamp: get_i64(row, 10).unwrap_or_default(),
-        created_by: get_str(row, 11),
-        trace_count: if with_count { get_i64(row, 12) } else { None },
+        issue_id: get_str(row, "issue_id").unwrap_or_default(),
+        experiment_id: get_i64(row, "experiment_id").unwrap_or_default(),
+        name: get_str(row, "name").unwrap_or_default(),
+        description: get_str(row, "description").unwrap_or_default(),
+        status: get_str(row, "status").unwrap_or_default(),
+        severity: get_str(row, "severity"),
+        root_causes: parse_list(get_str(row, "root_causes")),
+        source_run_id: get_str(row, "source_run_id"),
+        categories: parse_list(get_str(row, "categories")),
+        created_timestamp: get_i64(row, "created_timestamp").unwrap_or_default(),
+        last_updated_timestamp: get_i64(row, "last_updated_timestamp").unwrap_or_default(),
+        created_by: get_str(row, "created_by"),
+        trace_count: if with_count {
+            get_i64(row, "trace_count")
+        } else {
+            None
+        },
     }
 }
 

@@ -16,12 +16,12 @@ const VERSION_SELECT: &str = "SELECT s.experiment_id, s.scorer_name, v.scorer_ve
 
 fn version_from_row(row: &AnyRow) -> ScorerVersion {
     ScorerVersion {
-        experiment_id: get_i64(row, 0).unwrap_or_default(),
-        scorer_name: get_str(row, 1).unwrap_or_default(),
-        scorer_version: get_i64(row, 2).unwrap_or_default(),
-        serialized_scorer: get_str(row, 3).unwrap_or_default(),
-        creation_time: get_i64(row, 4).unwrap_or_default(),
-        scorer_id: get_str(row, 5).unwrap_or_default(),
+        experiment_id: get_i64(row, "experiment_id").unwrap_or_default(),
+        scorer_name: get_str(row, "scorer_name").unwrap_or_default(),
+        scorer_version: get_i64(row, "scorer_version").unwrap_or_default(),
+        serialized_scorer: get_str(row, "serialized_scorer").unwrap_or_default(),
+        creation_time: get_i64(row, "creation_time").unwrap_or_default(),
+        scorer_id: get_str(row, "scorer_id").unwrap_or_default(),
     }
 }
 
@@ -219,11 +219,14 @@ impl Store {
             .await?
             .iter()
             .map(|row| OnlineScoringConfig {
-                online_scoring_config_id: get_str(row, 0).unwrap_or_default(),
-                scorer_id: get_str(row, 1).unwrap_or_default(),
-                sample_rate: get_f64(row, 2).unwrap_or_default(),
-                experiment_id: get_i64(row, 3).unwrap_or_default().to_string(),
-                filter_string: get_str(row, 4),
+                online_scoring_config_id: get_str(row, "online_scoring_config_id")
+                    .unwrap_or_default(),
+                scorer_id: get_str(row, "scorer_id").unwrap_or_default(),
+                sample_rate: get_f64(row, "sample_rate").unwrap_or_default(),
+                experiment_id: get_i64(row, "experiment_id")
+                    .unwrap_or_default()
+                    .to_string(),
+                filter_string: get_str(row, "filter_string"),
             })
             .collect())
     }

@@ -40,14 +40,14 @@ const SELECT: &str = "SELECT w.webhook_id, w.name, w.description, w.url, w.statu
 
 fn from_row(row: &AnyRow) -> WebhookRow {
     WebhookRow {
-        webhook_id: get_str(row, 0).unwrap_or_default(),
-        name: get_str(row, 1).unwrap_or_default(),
-        description: get_str(row, 2),
-        url: get_str(row, 3).unwrap_or_default(),
-        status: get_str(row, 4).unwrap_or_default(),
-        secret: get_str(row, 5),
-        creation_timestamp: get_i64(row, 6).unwrap_or_default(),
-        last_updated_timestamp: get_i64(row, 7).unwrap_or_default(),
+        webhook_id: get_str(row, "webhook_id").unwrap_or_default(),
+        name: get_str(row, "name").unwrap_or_default(),
+        description: get_str(row, "description"),
+        url: get_str(row, "url").unwrap_or_default(),
+        status: get_str(row, "status").unwrap_or_default(),
+        secret: get_str(row, "secret"),
+        creation_timestamp: get_i64(row, "creation_timestamp").unwrap_or_default(),
+        last_updated_timestamp: get_i64(row, "last_updated_timestamp").unwrap_or_default(),
         events: Vec::new(),
     }
 }
@@ -170,11 +170,11 @@ impl Store {
             .bind_list(rows.iter().map(|r| r.webhook_id.as_str()))
             .push(" ORDER BY entity, action");
         for event in self.fetch_all(&sql).await? {
-            let id = get_str(&event, 0).unwrap_or_default();
+            let id = get_str(&event, "webhook_id").unwrap_or_default();
             if let Some(row) = rows.iter_mut().find(|r| r.webhook_id == id) {
                 row.events.push((
-                    get_str(&event, 1).unwrap_or_default(),
-                    get_str(&event, 2).unwrap_or_default(),
+                    get_str(&event, "entity").unwrap_or_default(),
+                    get_str(&event, "action").unwrap_or_default(),
                 ));
             }
         }

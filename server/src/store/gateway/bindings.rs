@@ -13,14 +13,14 @@ const SELECT: &str = "SELECT endpoint_id, resource_type, resource_id, created_at
 
 fn binding_from_row(row: &AnyRow) -> Binding {
     Binding {
-        endpoint_id: get_str(row, 0).unwrap_or_default(),
-        resource_type: get_str(row, 1).unwrap_or_default(),
-        resource_id: get_str(row, 2).unwrap_or_default(),
-        created_at: get_i64(row, 3).unwrap_or_default(),
-        last_updated_at: get_i64(row, 4).unwrap_or_default(),
-        created_by: get_str(row, 5),
-        last_updated_by: get_str(row, 6),
-        display_name: get_str(row, 7),
+        endpoint_id: get_str(row, "endpoint_id").unwrap_or_default(),
+        resource_type: get_str(row, "resource_type").unwrap_or_default(),
+        resource_id: get_str(row, "resource_id").unwrap_or_default(),
+        created_at: get_i64(row, "created_at").unwrap_or_default(),
+        last_updated_at: get_i64(row, "last_updated_at").unwrap_or_default(),
+        created_by: get_str(row, "created_by"),
+        last_updated_by: get_str(row, "last_updated_by"),
+        display_name: get_str(row, "display_name"),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::store::{now_ms, Store};
 
 const SELECT: &str = "SELECT endpoint_id, name, created_at, last_updated_at, created_by, \
      last_updated_by, routing_strategy, fallback_config_json, experiment_id, \
-     CASE WHEN usage_tracking THEN 1 ELSE 0 END FROM endpoints";
+     CASE WHEN usage_tracking THEN 1 ELSE 0 END AS usage_tracking FROM endpoints";
 
 /// What creating or updating an endpoint writes besides its mappings.
 pub struct EndpointFields {
@@ -27,45 +27,45 @@ pub struct EndpointFields {
 }
 
 fn endpoint_from_row(row: &AnyRow) -> Endpoint {
-    let fallback = get_str(row, 7)
+    let fallback = get_str(row, "fallback_config_json")
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .map(|v| Fallback {
             strategy: v["strategy"].as_str().map(str::to_string),
             max_attempts: v["max_attempts"].as_i64(),
         });
     Endpoint {
-        endpoint_id: get_str(row, 0).unwrap_or_default(),
-        name: get_str(row, 1),
-        created_at: get_i64(row, 2).unwrap_or_default(),
-        last_updated_at: get_i64(row, 3).unwrap_or_default(),
+        endpoint_id: get_str(row, "endpoint_id").unwrap_or_default(),
+        name: get_str(row, "name"),
+        created_at: get_i64(row, "created_at").unwrap_or_default(),
+        last_updated_at: get_i64(row, "last_updated_at").unwrap_or_default(),
         mappings: Vec::new(),
         tags: Vec::new(),
-        created_by: get_str(row, 4),
-        last_updated_by: get_str(row, 5),
-        routing_strategy: get_str(row, 6),
+        created_by: get_str(row, "created_by"),
+        last_updated_by: get_str(row, "last_updated_by"),
+        routing_strategy: get_str(row, "routing_strategy"),
         fallback,
-        experiment_id: get_i64(row, 8).map(|e| e.to_string()),
+        experiment_id: get_i64(row, "experiment_id").map(|e| e.to_string()),
         // Read as 0/1: the Any driver cannot decode SQLite's BOOLEAN.
-        usage_tracking: get_i64(row, 9) == Some(1),
+        usage_tracking: get_i64(row, "usage_tracking") == Some(1),
     }
 }
 
 fn mapping_from_row(row: &AnyRow) -> Mapping {
-    let model = model_from_row(row, 8);
+    let model = model_from_row(row);
     Mapping {
-        mapping_id: get_str(row, 0).unwrap_or_default(),
-        endpoint_id: get_str(row, 1).unwrap_or_default(),
-        model_definition_id: get_str(row, 2).unwrap_or_default(),
+        mapping_id: get_str(row, "mapping_id").unwrap_or_default(),
+        endpoint_id: get_str(row, "endpoint_id").unwrap_or_default(),
+        model_definition_id: get_str(row, "model_definition_id").unwrap_or_default(),
         model_definition: (!model.model_definition_id.is_empty()).then_some(model),
-        weight: get_f64(row, 3).unwrap_or(1.0),
-        linkage: if get_str(row, 4).as_deref() == Some("FALLBACK") {
+        weight: get_f64(row, "weight").unwrap_or(1.0),
+        linkage: if get_str(row, "linkage_type").as_deref() == Some("FALLBACK") {
             Linkage::Fallback
         } else {
             Linkage::Primary
         },
-        fallback_order: get_i64(row, 5),
-        created_at: get_i64(row, 6).unwrap_or_default(),
-        created_by: get_str(row, 7),
+        fallback_order: get_i64(row, "fallback_order"),
+        created_at: get_i64(row, "created_at").unwrap_or_default(),
+        created_by: get_str(row, "created_by"),
     }
 }
 
@@ -253,9 +253,12 @@ impl Store {
         .push(&format!(" ORDER BY {key}"));
         let mut tags: HashMap<String, Vec<(String, Option<String>)>> = HashMap::new();
         for row in self.fetch_all(&sql).await? {
-            tags.entry(get_str(&row, 0).unwrap_or_default())
+            tags.entry(get_str(&row, "endpoint_id").unwrap_or_default())
                 .or_default()
-                .push((get_str(&row, 1).unwrap_or_default(), get_str(&row, 2)));
+                .push((
+                    get_str(&row, "key").unwrap_or_default(),
+                    get_str(&row, "value"),
+                ));
         }
         for e in endpoints.iter_mut() {
             e.mappings = mappings.remove(&e.endpoint_id).unwrap_or_default();

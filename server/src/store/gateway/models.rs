@@ -9,28 +9,39 @@ use crate::error::{ErrorCode, MlflowError, Result};
 use crate::store::sql::{get_i64, get_str};
 use crate::store::{now_ms, Store};
 
-/// The model definition's columns (alias `d`) plus its secret's name (alias `s`).
-pub(super) const MODEL_COLUMNS: &str = "d.model_definition_id, d.name, d.secret_id, \
-     s.secret_name, d.provider, d.model_name, d.created_at, d.last_updated_at, d.created_by, \
-     d.last_updated_by";
+/// The model definition's columns (alias `d`) plus its secret's name (alias `s`), named
+/// `md_*` so they stay apart from an endpoint mapping's columns in one row.
+macro_rules! model_columns {
+    () => {
+        "d.model_definition_id AS md_id, d.name AS md_name, d.secret_id AS md_secret_id, \
+         s.secret_name AS md_secret_name, d.provider AS md_provider, \
+         d.model_name AS md_model_name, d.created_at AS md_created_at, \
+         d.last_updated_at AS md_last_updated_at, d.created_by AS md_created_by, \
+         d.last_updated_by AS md_last_updated_by"
+    };
+}
 
-const SELECT: &str = "SELECT d.model_definition_id, d.name, d.secret_id, s.secret_name, \
-     d.provider, d.model_name, d.created_at, d.last_updated_at, d.created_by, \
-     d.last_updated_by FROM model_definitions d LEFT JOIN secrets s ON s.secret_id = d.secret_id";
+pub(super) const MODEL_COLUMNS: &str = model_columns!();
 
-/// Reads [`MODEL_COLUMNS`] starting at column `at`.
-pub(super) fn model_from_row(row: &AnyRow, at: usize) -> ModelDefinition {
+const SELECT: &str = concat!(
+    "SELECT ",
+    model_columns!(),
+    " FROM model_definitions d LEFT JOIN secrets s ON s.secret_id = d.secret_id"
+);
+
+/// Reads [`MODEL_COLUMNS`].
+pub(super) fn model_from_row(row: &AnyRow) -> ModelDefinition {
     ModelDefinition {
-        model_definition_id: get_str(row, at).unwrap_or_default(),
-        name: get_str(row, at + 1).unwrap_or_default(),
-        secret_id: get_str(row, at + 2),
-        secret_name: get_str(row, at + 3),
-        provider: get_str(row, at + 4).unwrap_or_default(),
-        model_name: get_str(row, at + 5).unwrap_or_default(),
-        created_at: get_i64(row, at + 6).unwrap_or_default(),
-        last_updated_at: get_i64(row, at + 7).unwrap_or_default(),
-        created_by: get_str(row, at + 8),
-        last_updated_by: get_str(row, at + 9),
+        model_definition_id: get_str(row, "md_id").unwrap_or_default(),
+        name: get_str(row, "md_name").unwrap_or_default(),
+        secret_id: get_str(row, "md_secret_id"),
+        secret_name: get_str(row, "md_secret_name"),
+        provider: get_str(row, "md_provider").unwrap_or_default(),
+        model_name: get_str(row, "md_model_name").unwrap_or_default(),
+        created_at: get_i64(row, "md_created_at").unwrap_or_default(),
+        last_updated_at: get_i64(row, "md_last_updated_at").unwrap_or_default(),
+        created_by: get_str(row, "md_created_by"),
+        last_updated_by: get_str(row, "md_last_updated_by"),
     }
 }
 
@@ -88,7 +99,7 @@ impl Store {
             .bind(id);
         self.fetch_optional(&sql)
             .await?
-            .map(|r| model_from_row(&r, 0))
+            .map(|r| model_from_row(&r))
             .ok_or_else(|| not_found("GatewayModelDefinition", "model_definition_id", id))
     }
 
@@ -110,7 +121,7 @@ impl Store {
             .fetch_all(&sql)
             .await?
             .iter()
-            .map(|r| model_from_row(r, 0))
+            .map(model_from_row)
             .collect())
     }
 

@@ -42,17 +42,17 @@ fn string_map(text: Option<String>) -> Option<BTreeMap<String, String>> {
 
 fn secret_from_row(row: &AnyRow) -> SecretInfo {
     SecretInfo {
-        secret_id: get_str(row, 0).unwrap_or_default(),
-        secret_name: get_str(row, 1).unwrap_or_default(),
+        secret_id: get_str(row, "secret_id").unwrap_or_default(),
+        secret_name: get_str(row, "secret_name").unwrap_or_default(),
         // MLflow shows `{"value": "***"}` for a masked value it cannot parse.
-        masked_values: string_map(get_str(row, 2))
+        masked_values: string_map(get_str(row, "masked_value"))
             .unwrap_or_else(|| BTreeMap::from([("value".to_string(), "***".to_string())])),
-        created_at: get_i64(row, 3).unwrap_or_default(),
-        last_updated_at: get_i64(row, 4).unwrap_or_default(),
-        provider: get_str(row, 5),
-        created_by: get_str(row, 6),
-        last_updated_by: get_str(row, 7),
-        auth_config: string_map(get_str(row, 8)).filter(|m| !m.is_empty()),
+        created_at: get_i64(row, "created_at").unwrap_or_default(),
+        last_updated_at: get_i64(row, "last_updated_at").unwrap_or_default(),
+        provider: get_str(row, "provider"),
+        created_by: get_str(row, "created_by"),
+        last_updated_by: get_str(row, "last_updated_by"),
+        auth_config: string_map(get_str(row, "auth_config")).filter(|m| !m.is_empty()),
     }
 }
 
@@ -120,13 +120,13 @@ impl Store {
             .fetch_optional(&sql)
             .await?
             .ok_or_else(|| not_found("GatewaySecret", "secret_id", secret_id))?;
-        let bytes = |i| row.try_get::<Vec<u8>, _>(i).unwrap_or_default();
+        let bytes = |column| row.try_get::<Vec<u8>, _>(column).unwrap_or_default();
         Ok((
-            get_str(&row, 0).unwrap_or_default(),
+            get_str(&row, "secret_name").unwrap_or_default(),
             Sealed {
-                encrypted_value: bytes(1),
-                wrapped_dek: bytes(2),
-                kek_version: get_i64(&row, 3).unwrap_or(1),
+                encrypted_value: bytes("encrypted_value"),
+                wrapped_dek: bytes("wrapped_dek"),
+                kek_version: get_i64(&row, "kek_version").unwrap_or(1),
             },
         ))
     }

@@ -22,11 +22,11 @@ impl Store {
             .push(" ORDER BY name, alias");
         let mut out: HashMap<String, Vec<(String, i64)>> = HashMap::new();
         for row in self.fetch_all(&sql).await? {
-            out.entry(get_str(&row, 0).unwrap_or_default())
+            out.entry(get_str(&row, "name").unwrap_or_default())
                 .or_default()
                 .push((
-                    get_str(&row, 1).unwrap_or_default(),
-                    get_i64(&row, 2).unwrap_or(0),
+                    get_str(&row, "alias").unwrap_or_default(),
+                    get_i64(&row, "version").unwrap_or(0),
                 ));
         }
         Ok(out)

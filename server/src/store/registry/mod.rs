@@ -63,30 +63,30 @@ pub(super) fn rm_exists(name: &str) -> MlflowError {
 
 pub(super) fn mv_from_row(row: &AnyRow) -> (ModelVersion, Option<String>) {
     let mv = ModelVersion {
-        name: get_str(row, 0).unwrap_or_default(),
-        version: get_i64(row, 1).unwrap_or(0).to_string(),
-        creation_timestamp: get_i64(row, 2).unwrap_or(0),
-        last_updated_timestamp: get_i64(row, 3),
-        description: get_str(row, 4),
-        user_id: get_str(row, 5),
-        current_stage: get_str(row, 6),
-        source: get_str(row, 7),
-        run_id: get_str(row, 8),
-        status: get_str(row, 9),
-        status_message: get_str(row, 10).filter(|s| !s.is_empty()),
+        name: get_str(row, "name").unwrap_or_default(),
+        version: get_i64(row, "version").unwrap_or(0).to_string(),
+        creation_timestamp: get_i64(row, "creation_time").unwrap_or(0),
+        last_updated_timestamp: get_i64(row, "last_updated_time"),
+        description: get_str(row, "description"),
+        user_id: get_str(row, "user_id"),
+        current_stage: get_str(row, "current_stage"),
+        source: get_str(row, "source"),
+        run_id: get_str(row, "run_id"),
+        status: get_str(row, "status"),
+        status_message: get_str(row, "status_message").filter(|s| !s.is_empty()),
         tags: Vec::new(),
-        run_link: get_str(row, 11),
+        run_link: get_str(row, "run_link"),
         aliases: Vec::new(),
     };
-    (mv, get_str(row, 12))
+    (mv, get_str(row, "storage_location"))
 }
 
 pub(super) fn rm_from_row(row: &AnyRow) -> RegisteredModel {
     RegisteredModel {
-        name: get_str(row, 0).unwrap_or_default(),
-        creation_timestamp: get_i64(row, 1),
-        last_updated_timestamp: get_i64(row, 2).filter(|t| *t != 0),
-        description: get_str(row, 3).filter(|d| !d.is_empty()),
+        name: get_str(row, "name").unwrap_or_default(),
+        creation_timestamp: get_i64(row, "creation_time"),
+        last_updated_timestamp: get_i64(row, "last_updated_time").filter(|t| *t != 0),
+        description: get_str(row, "description").filter(|d| !d.is_empty()),
         latest_versions: Vec::new(),
         tags: Vec::new(),
         aliases: Vec::new(),

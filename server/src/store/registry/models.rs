@@ -125,11 +125,11 @@ impl Store {
         .push(&format!(" ORDER BY name, {key}"));
         let mut tags: HashMap<String, Vec<KeyValue>> = HashMap::new();
         for row in self.fetch_all(&sql).await? {
-            tags.entry(get_str(&row, 0).unwrap_or_default())
+            tags.entry(get_str(&row, "name").unwrap_or_default())
                 .or_default()
                 .push(KeyValue {
-                    key: get_str(&row, 1).unwrap_or_default(),
-                    value: get_str(&row, 2).unwrap_or_default(),
+                    key: get_str(&row, "key").unwrap_or_default(),
+                    value: get_str(&row, "value").unwrap_or_default(),
                 });
         }
         let mut aliases = self.aliases_of(&names).await?;

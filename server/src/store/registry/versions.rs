@@ -208,13 +208,13 @@ impl Store {
             sql.push(&format!(" ORDER BY name, version, {key}"));
             for row in self.fetch_all(&sql).await? {
                 tags.entry((
-                    get_str(&row, 0).unwrap_or_default(),
-                    get_i64(&row, 1).unwrap_or(0),
+                    get_str(&row, "name").unwrap_or_default(),
+                    get_i64(&row, "version").unwrap_or(0),
                 ))
                 .or_default()
                 .push(KeyValue {
-                    key: get_str(&row, 2).unwrap_or_default(),
-                    value: get_str(&row, 3).unwrap_or_default(),
+                    key: get_str(&row, "key").unwrap_or_default(),
+                    value: get_str(&row, "value").unwrap_or_default(),
                 });
             }
         }
