@@ -193,15 +193,15 @@ impl AuthStore {
         let mut sql = self.sql();
         sql.push(
             "SELECT id, username, password_hash, CASE WHEN is_admin THEN 1 ELSE 0 END \
-             FROM users WHERE username = ",
+             AS is_admin FROM users WHERE username = ",
         )
         .bind(username);
         let row = sql.query().fetch_optional(&self.reader).await?;
         Ok(row.map(|r| User {
-            id: get_i64(&r, 0).unwrap_or_default(),
-            username: get_str(&r, 1).unwrap_or_default(),
-            password_hash: get_str(&r, 2).unwrap_or_default(),
-            is_admin: get_i64(&r, 3) == Some(1),
+            id: get_i64(&r, "id").unwrap_or_default(),
+            username: get_str(&r, "username").unwrap_or_default(),
+            password_hash: get_str(&r, "password_hash").unwrap_or_default(),
+            is_admin: get_i64(&r, "is_admin") == Some(1),
         }))
     }
 
@@ -216,7 +216,8 @@ impl AuthStore {
         let sql = {
             let mut s = self.sql();
             s.push(
-                "SELECT id, username, CASE WHEN is_admin THEN 1 ELSE 0 END FROM users ORDER BY id",
+                "SELECT id, username, CASE WHEN is_admin THEN 1 ELSE 0 END AS is_admin FROM users \
+                 ORDER BY id",
             );
             s
         };
@@ -224,10 +225,10 @@ impl AuthStore {
         Ok(rows
             .iter()
             .map(|r| User {
-                id: get_i64(r, 0).unwrap_or_default(),
-                username: get_str(r, 1).unwrap_or_default(),
+                id: get_i64(r, "id").unwrap_or_default(),
+                username: get_str(r, "username").unwrap_or_default(),
                 password_hash: String::new(),
-                is_admin: get_i64(r, 2) == Some(1),
+                is_admin: get_i64(r, "is_admin") == Some(1),
             })
             .collect())
     }
@@ -351,9 +352,9 @@ impl AuthStore {
         Ok(rows
             .iter()
             .map(|r| Grant {
-                resource_type: get_str(r, 0).unwrap_or_default(),
-                pattern: get_str(r, 1).unwrap_or_default(),
-                permission: get_str(r, 2).unwrap_or_default(),
+                resource_type: get_str(r, "resource_type").unwrap_or_default(),
+                pattern: get_str(r, "resource_pattern").unwrap_or_default(),
+                permission: get_str(r, "permission").unwrap_or_default(),
             })
             .collect())
     }
@@ -373,12 +374,12 @@ impl AuthStore {
         Ok(rows
             .iter()
             .map(|r| RoleGrant {
-                role_id: get_i64(r, 0).unwrap_or_default(),
-                role_name: get_str(r, 1).unwrap_or_default(),
-                workspace: get_str(r, 2).unwrap_or_default(),
-                resource_type: get_str(r, 3).unwrap_or_default(),
-                resource_pattern: get_str(r, 4).unwrap_or_default(),
-                permission: get_str(r, 5).unwrap_or_default(),
+                role_id: get_i64(r, "id").unwrap_or_default(),
+                role_name: get_str(r, "name").unwrap_or_default(),
+                workspace: get_str(r, "workspace").unwrap_or_default(),
+                resource_type: get_str(r, "resource_type").unwrap_or_default(),
+                resource_pattern: get_str(r, "resource_pattern").unwrap_or_default(),
+                permission: get_str(r, "permission").unwrap_or_default(),
             })
             .collect())
     }
@@ -567,8 +568,8 @@ impl AuthStore {
             .fetch_all(&self.reader)
             .await?
             .iter()
-            .filter(|r| get_str(r, 1).is_some_and(|n| is_own_role_name(&n)))
-            .filter_map(|r| get_i64(r, 0))
+            .filter(|r| get_str(r, "name").is_some_and(|n| is_own_role_name(&n)))
+            .filter_map(|r| get_i64(r, "id"))
             .collect();
         if own.is_empty() {
             return Ok(());

@@ -165,23 +165,46 @@ fn push_rows(sql: &mut Sql, q: &MetricsQuery, metric_col: &str, bucket: Option<&
     }
 }
 
-/// The dimension values of a row (its first `q`-determined columns) as labelled strings.
-fn row_dimensions(row: &AnyRow, q: &MetricsQuery) -> Vec<(String, String)> {
+/// The select list of a metrics query's groups: the time bucket as `time_bucket`, then each
+/// dimension as `dim_<i>` (the names [`row_dimensions`] reads), followed by `values`.
+fn select_list(bucket: Option<&str>, q: &MetricsQuery, values: Vec<String>) -> String {
+    let mut select: Vec<String> = bucket
+        .iter()
+        .map(|b| format!("{b} AS time_bucket"))
+        .collect();
+    select.extend(
+        q.dimensions
+            .iter()
+            .enumerate()
+            .map(|(i, dm)| format!("{} AS dim_{i}", dimension_column(dm))),
+    );
+    select.extend(values);
+    select.join(", ")
+}
+
+/// The column names of a query's dimensions, `dim_<i>`, made once per query.
+fn dimension_names(q: &MetricsQuery) -> Vec<String> {
+    (0..q.dimensions.len())
+        .map(|i| format!("dim_{i}"))
+        .collect()
+}
+
+/// The dimension values of a row (see [`select_list`]) as labelled strings; `names` from
+/// [`dimension_names`].
+fn row_dimensions(row: &AnyRow, q: &MetricsQuery, names: &[String]) -> Vec<(String, String)> {
     let mut dims = Vec::new();
-    let mut idx = 0;
     if q.bucket_seconds.is_some() {
-        let start = get_i64(row, 0).unwrap_or_default();
+        let start = get_i64(row, "time_bucket").unwrap_or_default();
         let ms = if q.view == View::Spans {
             start / 1_000_000
         } else {
             start
         };
         dims.push(("time_bucket".to_string(), bucket_label(ms)));
-        idx = 1;
     }
-    for (i, name) in q.dimensions.iter().enumerate() {
-        let value = get_str(row, idx + i)
-            .or_else(|| get_i64(row, idx + i).map(|n| n.to_string()))
+    for (name, column) in q.dimensions.iter().zip(names) {
+        let value = get_str(row, column.as_str())
+            .or_else(|| get_i64(row, column.as_str()).map(|n| n.to_string()))
             .unwrap_or_default();
         dims.push((name.clone(), value));
     }
@@ -193,30 +216,33 @@ impl Store {
         let d = self.dialect;
         let metric_col = metric_column(d, q.view, &q.metric);
         let bucket = q.bucket_seconds.map(|s| bucket_column(q.view, s));
-        let mut groups: Vec<String> = bucket.iter().cloned().collect();
-        groups.extend(
-            q.dimensions
-                .iter()
-                .map(|dm| dimension_column(dm).to_string()),
-        );
-        let positions: Vec<String> = (1..=groups.len()).map(|i| i.to_string()).collect();
+        // The groups lead the select list (see `select_list`): GROUP BY their positions.
+        let group_count = usize::from(bucket.is_some()) + q.dimensions.len();
+        let positions: Vec<String> = (1..=group_count).map(|i| i.to_string()).collect();
 
         let plain: Vec<_> = q
             .aggregations
             .iter()
             .filter(|a| a.kind != AggKind::Percentile)
             .collect();
-        let mut select: Vec<String> = groups.clone();
-        for a in &plain {
-            select.push(d.cast_double(&format!("{}({metric_col})", a.kind.name())));
-        }
+        // Each plain aggregation as `agg_<i>`, its position among them.
+        let agg_names: Vec<String> = (0..plain.len()).map(|i| format!("agg_{i}")).collect();
+        let mut values: Vec<String> = plain
+            .iter()
+            .zip(&agg_names)
+            .map(|(a, name)| {
+                let agg = d.cast_double(&format!("{}({metric_col})", a.kind.name()));
+                format!("{agg} AS {name}")
+            })
+            .collect();
         if plain.is_empty() {
-            select.push("COUNT(*)".into());
+            values.push("COUNT(*) AS n".into());
         }
         let mut sql = self.sql();
-        sql.push("SELECT ").push(&select.join(", "));
+        sql.push("SELECT ")
+            .push(&select_list(bucket.as_deref(), q, values));
         push_rows(&mut sql, q, &metric_col, bucket.as_deref());
-        if !groups.is_empty() {
+        if !positions.is_empty() {
             sql.push(" GROUP BY ")
                 .push(&positions.join(", "))
                 .push(" ORDER BY ")
@@ -226,20 +252,22 @@ impl Store {
         let rows = self.fetch_all(&sql).await?;
 
         let percentiles = self
-            .percentile_values(q, &metric_col, bucket.as_deref(), &groups)
+            .percentile_values(q, &metric_col, bucket.as_deref())
             .await?;
+        let dim_names = dimension_names(q);
         let mut points = Vec::new();
         for row in &rows {
-            let dimensions = row_dimensions(row, q);
+            let dimensions = row_dimensions(row, q, &dim_names);
             let mut values = Vec::new();
-            let mut col = groups.len();
+            let mut plain_names = agg_names.iter();
             for a in &q.aggregations {
                 let value = if a.kind == AggKind::Percentile {
                     let sorted = percentiles.get(&dimensions).map(Vec::as_slice);
                     sorted.and_then(|v| percentile(v, a.percentile.unwrap_or_default()))
                 } else {
-                    col += 1;
-                    get_f64(row, col - 1)
+                    plain_names
+                        .next()
+                        .and_then(|name| get_f64(row, name.as_str()))
                 };
                 if let Some(v) = value {
                     values.push((a.label(), v));
@@ -258,7 +286,6 @@ impl Store {
         q: &MetricsQuery,
         metric_col: &str,
         bucket: Option<&str>,
-        groups: &[String],
     ) -> Result<HashMap<Vec<(String, String)>, Vec<f64>>> {
         let mut out: HashMap<Vec<(String, String)>, Vec<f64>> = HashMap::new();
         if !q.aggregations.iter().any(|a| a.kind == AggKind::Percentile) {
@@ -266,17 +293,17 @@ impl Store {
         }
         let d = self.dialect;
         let value = d.cast_double(metric_col.trim_start_matches("DISTINCT "));
-        let mut select: Vec<String> = groups.to_vec();
-        select.push(value);
         let mut sql = self.sql();
-        sql.push("SELECT ").push(&select.join(", "));
+        sql.push("SELECT ").push(&select_list(
+            bucket,
+            q,
+            vec![format!("{value} AS metric_value")],
+        ));
         push_rows(&mut sql, q, metric_col, bucket);
-        for (dims, v) in self
-            .fetch_all(&sql)
-            .await?
-            .iter()
-            .filter_map(|row| get_f64(row, groups.len()).map(|v| (row_dimensions(row, q), v)))
-        {
+        let dim_names = dimension_names(q);
+        for (dims, v) in self.fetch_all(&sql).await?.iter().filter_map(|row| {
+            get_f64(row, "metric_value").map(|v| (row_dimensions(row, q, &dim_names), v))
+        }) {
             out.entry(dims).or_default().push(v);
         }
         for values in out.values_mut() {
