@@ -155,7 +155,7 @@ impl AuthStore {
         let revision = sqlx::query("SELECT version_num FROM alembic_version_auth")
             .fetch_optional(&mut *conn)
             .await?
-            .and_then(|r| get_str(&r, 0));
+            .and_then(|r| get_str(&r, "version_num"));
         if revision.as_deref() != Some(AUTH_SCHEMA_REVISION) {
             return Err(OpenError::Schema(format!(
                 "The auth database {what} is at revision '{}', but this server reads and \
@@ -405,7 +405,7 @@ impl AuthStore {
             .query()
             .fetch_optional(&mut *conn)
             .await?;
-        let role_id = match existing.and_then(|r| get_i64(&r, 0)) {
+        let role_id = match existing.and_then(|r| get_i64(&r, "id")) {
             Some(id) => id,
             None if !create => return Ok(None),
             None => {
@@ -428,7 +428,7 @@ impl AuthStore {
             .fetch_all(&mut *conn)
             .await?
             .iter()
-            .filter_map(|r| get_i64(r, 0))
+            .filter_map(|r| get_i64(r, "user_id"))
             .collect();
         if assigned.iter().any(|u| *u != user_id) {
             return Err(MlflowError::invalid(format!(
@@ -473,7 +473,7 @@ impl AuthStore {
                     .bind(pattern);
                 let existing = s.query().fetch_optional(&mut *tx).await?;
                 let mut s = self.sql();
-                match existing.and_then(|r| get_i64(&r, 0)) {
+                match existing.and_then(|r| get_i64(&r, "id")) {
                     Some(_) if !replace => {
                         return Err(MlflowError::already_exists(format!(
                             "Permission for user={} on resource_type={resource_type}, \

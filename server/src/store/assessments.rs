@@ -252,7 +252,7 @@ impl Store {
                 let Some(row) = sql.query().fetch_optional(&mut *tx).await? else {
                     return Ok(());
                 };
-                if let Some(over) = get_str(&row, 0) {
+                if let Some(over) = get_str(&row, "overrides") {
                     let mut sql = Sql::new(d);
                     sql.push("UPDATE assessments SET valid = ")
                         .bind(true)

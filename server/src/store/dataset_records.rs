@@ -236,9 +236,11 @@ impl Store {
                     }
                 }
                 let mut sql = Sql::new(d);
-                sql.push("SELECT COUNT(*) FROM evaluation_dataset_records WHERE dataset_id = ")
-                    .bind(dataset_id);
-                let count = get_i64(&sql.query().fetch_one(&mut *tx).await?, 0).unwrap_or(0);
+                sql.push(
+                    "SELECT COUNT(*) AS n FROM evaluation_dataset_records WHERE dataset_id = ",
+                )
+                .bind(dataset_id);
+                let count = get_i64(&sql.query().fetch_one(&mut *tx).await?, "n").unwrap_or(0);
                 let mut sql = Sql::new(d);
                 sql.push("UPDATE evaluation_datasets SET last_update_time = ")
                     .bind(now)
@@ -334,7 +336,7 @@ impl Store {
                     sql.push("SELECT profile FROM evaluation_datasets WHERE dataset_id = ")
                         .bind(dataset_id);
                     if let Some(row) = sql.query().fetch_optional(&mut *tx).await? {
-                        let before = get_str(&row, 0)
+                        let before = get_str(&row, "profile")
                             .and_then(|p| PyValue::loads(&p))
                             .and_then(|p| match p.get("num_records") {
                                 Some(PyValue::Int(n)) => Some(*n as i64),

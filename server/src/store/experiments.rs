@@ -31,11 +31,11 @@ fn experiment_from_row(row: &AnyRow) -> Experiment {
 impl Store {
     pub(super) async fn ensure_default_experiment(&self) -> Result<()> {
         let mut sql = self.sql();
-        sql.push("SELECT COUNT(*) FROM experiments");
+        sql.push("SELECT COUNT(*) AS n FROM experiments");
         let count = self
             .fetch_optional(&sql)
             .await?
-            .and_then(|r| get_i64(&r, 0))
+            .and_then(|r| get_i64(&r, "n"))
             .unwrap_or(0);
         if count > 0 {
             return Ok(());

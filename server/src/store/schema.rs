@@ -86,18 +86,18 @@ pub(crate) async fn table_names(
     let tables_sql = match dialect {
         Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table'",
         Dialect::Postgres => {
-            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables \
+            "SELECT CAST(table_name AS TEXT) AS name FROM information_schema.tables \
              WHERE table_schema = current_schema()"
         }
         Dialect::Mysql => {
-            "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
+            "SELECT CAST(table_name AS CHAR) AS name FROM information_schema.tables \
              WHERE table_schema = DATABASE()"
         }
     };
     let rows = sqlx::query(tables_sql).fetch_all(&mut *conn).await?;
     // A name that fails to decode must not make a full database look empty.
     rows.iter()
-        .map(|r| r.try_get::<String, _>(0))
+        .map(|r| r.try_get::<String, _>("name"))
         .collect::<Result<Vec<String>, _>>()
 }
 
@@ -112,10 +112,12 @@ async fn inspect_conn(conn: &mut AnyConnection, dialect: Dialect) -> Result<Foun
     let row = sqlx::query("SELECT version_num FROM alembic_version")
         .fetch_optional(&mut *conn)
         .await?;
-    Ok(match row.and_then(|r| r.try_get::<String, _>(0).ok()) {
-        Some(rev) => Found::Revision(rev),
-        None => Found::NotMlflow,
-    })
+    Ok(
+        match row.and_then(|r| r.try_get::<String, _>("version_num").ok()) {
+            Some(rev) => Found::Revision(rev),
+            None => Found::NotMlflow,
+        },
+    )
 }
 
 fn verdict(found: Found, what: &str) -> Result<(), OpenError> {

@@ -54,7 +54,7 @@ impl Store {
                         .bind(name)
                         .push(d.row_lock());
                     let scorer_id = match sql.query().fetch_optional(&mut *tx).await? {
-                        Some(row) => get_str(&row, 0).unwrap_or_default(),
+                        Some(row) => get_str(&row, "scorer_id").unwrap_or_default(),
                         None => {
                             let id = uuid::Uuid::new_v4().to_string();
                             let mut sql = Sql::new(d);
@@ -72,9 +72,9 @@ impl Store {
                         }
                     };
                     let mut sql = Sql::new(d);
-                    sql.push("SELECT MAX(scorer_version) FROM scorer_versions WHERE scorer_id = ")
+                    sql.push("SELECT MAX(scorer_version) AS max_version FROM scorer_versions WHERE scorer_id = ")
                         .bind(scorer_id.as_str());
-                    let max = get_i64(&sql.query().fetch_one(&mut *tx).await?, 0);
+                    let max = get_i64(&sql.query().fetch_one(&mut *tx).await?, "max_version");
                     let version = max.map_or(1, |m| m + 1);
                     let mut sql = Sql::new(d);
                     sql.push(

@@ -216,13 +216,14 @@ mod tests {
         assert!(started.elapsed() >= hold);
 
         let row = sqlx::query(
-            "SELECT COUNT(*), MAX(value) FROM experiment_tags WHERE experiment_id = 0 AND key = 'k'",
+            "SELECT COUNT(*) AS n, MAX(value) AS value FROM experiment_tags \
+             WHERE experiment_id = 0 AND key = 'k'",
         )
         .fetch_one(&store.reader)
         .await
         .expect("read tag");
-        assert_eq!(row.get::<i64, _>(0), 1);
-        assert_eq!(row.get::<String, _>(1), "v");
+        assert_eq!(row.get::<i64, _>("n"), 1);
+        assert_eq!(row.get::<String, _>("value"), "v");
         store.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -165,12 +165,12 @@ impl Store {
     pub async fn delete_gateway_model(&self, id: &str) -> Result<()> {
         self.get_gateway_model(id).await?;
         let mut used = self.sql();
-        used.push("SELECT COUNT(*) FROM endpoint_model_mappings WHERE model_definition_id = ")
+        used.push("SELECT COUNT(*) AS n FROM endpoint_model_mappings WHERE model_definition_id = ")
             .bind(id);
         let count = self
             .fetch_optional(&used)
             .await?
-            .and_then(|r| get_i64(&r, 0))
+            .and_then(|r| get_i64(&r, "n"))
             .unwrap_or(0);
         if count > 0 {
             return Err(MlflowError::new(

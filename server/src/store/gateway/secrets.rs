@@ -141,7 +141,7 @@ impl Store {
             .fetch_all(&sql)
             .await?
             .iter()
-            .filter_map(|r| get_str(r, 0))
+            .filter_map(|r| get_str(r, "secret_id"))
             .collect())
     }
 

@@ -106,20 +106,20 @@ impl Store {
         Ok(self
             .fetch_optional(&sql)
             .await?
-            .and_then(|row| get_i64(&row, 0)))
+            .and_then(|row| get_i64(&row, "version")))
     }
 
     /// The highest non-deleted version of a model, if any.
     pub async fn max_live_version(&self, name: &str) -> Result<Option<i64>> {
         self.check_registered_model(name).await?;
         let mut sql = self.sql();
-        sql.push("SELECT MAX(version) FROM model_versions WHERE workspace = 'default' AND name = ")
+        sql.push("SELECT MAX(version) AS max_version FROM model_versions WHERE workspace = 'default' AND name = ")
             .bind(name)
             .push(" AND current_stage <> ")
             .bind(STAGE_DELETED_INTERNAL);
         Ok(self
             .fetch_optional(&sql)
             .await?
-            .and_then(|row| get_i64(&row, 0)))
+            .and_then(|row| get_i64(&row, "max_version")))
     }
 }

@@ -84,12 +84,12 @@ impl Store {
         // The update takes the row lock (the write lock on SQLite) before anything is read.
         self.lock_registered_model(tx, &new.name, now).await?;
         let mut sql = self.sql();
-        sql.push("SELECT MAX(version) FROM model_versions WHERE workspace = 'default' AND name = ")
+        sql.push("SELECT MAX(version) AS max_version FROM model_versions WHERE workspace = 'default' AND name = ")
             .bind(&new.name);
         // A locking read where only that sees the latest committed rows (MySQL).
         sql.push(self.dialect.read_latest());
         let row = sql.query().fetch_one(&mut *tx).await?;
-        let version = get_i64(&row, 0).unwrap_or(0) + 1;
+        let version = get_i64(&row, "max_version").unwrap_or(0) + 1;
         let mut sql = self.sql();
         sql.push(
             "INSERT INTO model_versions (name, version, creation_time, last_updated_time, \

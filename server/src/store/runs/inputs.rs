@@ -114,7 +114,7 @@ impl Store {
                         .push(" AND digest = ")
                         .bind(&d.digest);
                     let dataset_uuid = match sql.query().fetch_optional(&mut *tx).await? {
-                        Some(row) => get_str(&row, 0).unwrap_or_default(),
+                        Some(row) => get_str(&row, "dataset_uuid").unwrap_or_default(),
                         None => {
                             let id = uuid::Uuid::new_v4().simple().to_string();
                             let mut sql = self.sql();

@@ -235,7 +235,7 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?
                     .ok_or_else(|| not_found(run_id))?;
-                let stage = crate::store::sql::get_str(&row, 0).unwrap_or_default();
+                let stage = crate::store::sql::get_str(&row, "lifecycle_stage").unwrap_or_default();
                 if stage != "active" {
                     return Err(not_active(run_id, &stage));
                 }
@@ -248,7 +248,7 @@ impl Store {
                     .query()
                     .fetch_optional(&mut *tx)
                     .await?
-                    .and_then(|row| crate::store::sql::get_str(&row, 0));
+                    .and_then(|row| crate::store::sql::get_str(&row, "value"));
                 let value = rewrite(stored.as_deref())?;
                 let tag = KeyValue {
                     key: key.to_string(),

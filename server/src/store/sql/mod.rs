@@ -154,7 +154,7 @@ impl Sql {
             _ => {
                 self.push(" RETURNING ").push(column);
                 let row = self.query().fetch_one(&mut *conn).await?;
-                Ok(get_i64(&row, 0))
+                Ok(get_i64(&row, column))
             }
         }
     }

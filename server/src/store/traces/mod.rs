@@ -289,7 +289,7 @@ impl Store {
             .fetch_all(&sql)
             .await?
             .iter()
-            .filter_map(|r| get_str(r, 0))
+            .filter_map(|r| get_str(r, "content"))
             .filter(|c| !c.is_empty())
             .collect())
     }

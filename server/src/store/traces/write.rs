@@ -135,7 +135,7 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?
                     .iter()
-                    .filter_map(|r| get_str(r, 0))
+                    .filter_map(|r| get_str(r, "request_id"))
                     .collect();
                 for chunk in ids.chunks(ID_CHUNK) {
                     for (table, column) in CHILD_TABLES {
@@ -247,7 +247,7 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?
                     .ok_or_else(|| trace_not_found(trace_id))?;
-                let start = crate::store::sql::get_i64(&row, 0).unwrap_or_default();
+                let start = crate::store::sql::get_i64(&row, "timestamp_ms").unwrap_or_default();
                 let mut sql = Sql::new(d);
                 sql.push("UPDATE trace_info SET execution_time_ms = ")
                     .bind(end_ms - start)
