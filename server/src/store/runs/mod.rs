@@ -90,11 +90,11 @@ pub struct NewMetric {
     pub dataset_digest: Option<String>,
 }
 
-/// The rows of a two-column text query, as a map from the first column to the second (by
-/// position: the pair is the whole row).
+/// The rows of a text query as a map from column `key` to column `value`.
 pub(super) async fn string_map(
     conn: &mut AnyConnection,
     sql: &Sql,
+    [key, value]: [&str; 2],
 ) -> Result<HashMap<String, String>> {
     Ok(sql
         .query()
@@ -103,8 +103,8 @@ pub(super) async fn string_map(
         .iter()
         .map(|r| {
             (
-                get_str(r, 0).unwrap_or_default(),
-                get_str(r, 1).unwrap_or_default(),
+                get_str(r, key).unwrap_or_default(),
+                get_str(r, value).unwrap_or_default(),
             )
         })
         .collect())

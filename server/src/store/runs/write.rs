@@ -138,7 +138,7 @@ impl Store {
         .bind(run_id)
         .push(&format!(" AND {key} IN "))
         .bind_list(keys);
-        string_map(conn, &sql).await
+        string_map(conn, &sql, ["key", "value"]).await
     }
 
     /// Inserts `(key, value, run_uuid)` rows into `params` or `tags`, many per statement.
@@ -344,7 +344,7 @@ impl Store {
             let mut sql = self.sql();
             sql.push("SELECT run_uuid, lifecycle_stage FROM runs WHERE run_uuid IN ")
                 .bind_list(chunk.iter().copied());
-            let stages = string_map(conn, &sql).await?;
+            let stages = string_map(conn, &sql, ["run_uuid", "lifecycle_stage"]).await?;
             for run_id in chunk {
                 match stages.get(*run_id) {
                     None => return Err(not_found(run_id)),
