@@ -5,7 +5,7 @@ use crate::store::sql::get_str;
 use crate::store::{Page, Store};
 use crate::wire::Metric;
 
-use super::metric_from_row;
+use super::metric_by_name;
 
 impl Store {
     /// A metric's full history, one page from `offset` (`limit` None = all).
@@ -19,7 +19,8 @@ impl Store {
         // An unknown run has an empty history, as in MLflow.
         let mut sql = self.sql();
         sql.push(&format!(
-            "SELECT {k}, value, timestamp, step, CASE WHEN is_nan THEN 1 ELSE 0 END FROM metrics \
+            "SELECT {k}, value, timestamp, step, CASE WHEN is_nan THEN 1 ELSE 0 END AS is_nan \
+             FROM metrics \
              WHERE run_uuid = ",
             k = self.dialect.key_col()
         ))
@@ -37,11 +38,7 @@ impl Store {
         let has_more = limit.is_some_and(|l| rows.len() as i64 > l);
         let take = limit.map_or(rows.len(), |l| l as usize);
         Ok(Page {
-            items: rows
-                .iter()
-                .take(take)
-                .map(|r| metric_from_row(r, 0))
-                .collect(),
+            items: rows.iter().take(take).map(metric_by_name).collect(),
             has_more,
         })
     }
@@ -55,7 +52,8 @@ impl Store {
     ) -> Result<Vec<Metric>> {
         let mut sql = self.sql();
         sql.push(&format!(
-            "SELECT {k}, value, timestamp, step, CASE WHEN is_nan THEN 1 ELSE 0 END, run_uuid \
+            "SELECT {k}, value, timestamp, step, CASE WHEN is_nan THEN 1 ELSE 0 END AS is_nan, \
+             run_uuid \
              FROM metrics WHERE {k} = ",
             k = self.dialect.key_col()
         ))
@@ -74,8 +72,8 @@ impl Store {
             .await?
             .iter()
             .map(|r| {
-                let mut m = metric_from_row(r, 0);
-                m.run_id = get_str(r, 5);
+                let mut m = metric_by_name(r);
+                m.run_id = get_str(r, "run_uuid");
                 m
             })
             .collect())

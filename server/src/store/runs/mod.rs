@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, ColumnIndex};
+use sqlx::AnyConnection;
 
 use super::sql::{get_f64, get_i64, get_str, Sql};
 use crate::error::{MlflowError, Result};
@@ -149,29 +149,18 @@ pub(super) fn stored_value(value: f64) -> (f64, bool) {
     }
 }
 
-pub(super) fn metric_from_row(row: &AnyRow, key_idx: usize) -> Metric {
-    let [value, timestamp, step, is_nan] = [1, 2, 3, 4].map(|i| key_idx + i);
-    metric_from_columns(row, [key_idx, value, timestamp, step, is_nan])
-}
-
-/// A metric from a row with columns `key`, `value`, `timestamp`, `step` and `is_nan`.
+/// A metric from a row with columns `key`, `value`, `timestamp`, `step` and `is_nan` (0 or 1).
 pub(super) fn metric_by_name(row: &AnyRow) -> Metric {
-    metric_from_columns(row, ["key", "value", "timestamp", "step", "is_nan"])
-}
-
-/// A metric from its columns: key, value, timestamp, step, is_nan (0 or 1).
-fn metric_from_columns<I: ColumnIndex<AnyRow> + Copy>(row: &AnyRow, cols: [I; 5]) -> Metric {
-    let [key, value, timestamp, step, is_nan] = cols;
-    let is_nan = get_i64(row, is_nan).unwrap_or(0) != 0;
+    let is_nan = get_i64(row, "is_nan").unwrap_or(0) != 0;
     Metric {
-        key: get_str(row, key).unwrap_or_default(),
+        key: get_str(row, "key").unwrap_or_default(),
         value: if is_nan {
             f64::NAN
         } else {
-            get_f64(row, value).unwrap_or(0.0)
+            get_f64(row, "value").unwrap_or(0.0)
         },
-        timestamp: get_i64(row, timestamp).unwrap_or(0),
-        step: get_i64(row, step).unwrap_or(0),
+        timestamp: get_i64(row, "timestamp").unwrap_or(0),
+        step: get_i64(row, "step").unwrap_or(0),
         dataset_name: None,
         dataset_digest: None,
         model_id: None,

@@ -1,14 +1,12 @@
-//! Writing span batches from OTLP (MLflow's `log_spans`), and the row locking both writers
-//! share: a batch and a start-trace (`start.rs`, which may arrive before or after the spans)
-//! each run in one transaction, retried when it loses a lock conflict, and lock the trace rows
-//! they touch so concurrent batches of one trace serialise.
+//! Writing span batches from OTLP (MLflow's `log_spans`): a batch runs in one write
+//! transaction and locks the trace rows it touches (`lock.rs`).
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
-use super::{dedup_last, kv_upsert, ID_CHUNK, TOKEN_COLUMNS};
+use super::lock::{lock_traces, Existing};
+use super::{dedup_last, kv_upsert, kv_upsert_many, ID_CHUNK, TOKEN_COLUMNS};
 use crate::domain::traces::aggregate::{aggregate, cost_of, usage_of, Node, TraceAggregate};
 use crate::domain::traces::pyjson::PyValue;
 use crate::domain::traces::span::{IncomingSpan, SpanRow};
@@ -17,68 +15,11 @@ use crate::domain::traces::{
     META_USER, SPANS_IN_TRACKING_STORE, TAG_ARTIFACT_LOCATION, TAG_SPANS_LOCATION, TAG_TRACE_NAME,
 };
 use crate::error::{ErrorCode, MlflowError, Result};
-use crate::store::sql::{get_f64, get_i64, get_str, Dialect, Sql};
+use crate::store::sql::{get_str, Dialect, Sql};
 use crate::store::Store;
 
 /// A trace info to create (start-trace), already validated.
 pub type NewTrace = TraceInfo;
-
-/// The locked state of one existing trace row.
-pub(super) struct Existing {
-    experiment_id: i64,
-    timestamp_ms: i64,
-    execution_time_ms: Option<i64>,
-    status: String,
-    request_preview: Option<String>,
-    response_preview: Option<String>,
-    session_id: Option<String>,
-    has_tokens: bool,
-    has_costs: bool,
-}
-
-const LOCK_COLUMNS: &str = "request_id, experiment_id, timestamp_ms, execution_time_ms, status, \
-     request_preview, response_preview, session_id, input_tokens, output_tokens, total_tokens, \
-     cache_read_input_tokens, cache_creation_input_tokens, cache_creation_input_tokens_above_1hr, \
-     input_cost, output_cost, total_cost";
-
-fn existing_from_row(row: &AnyRow) -> Existing {
-    Existing {
-        experiment_id: get_i64(row, 1).unwrap_or_default(),
-        timestamp_ms: get_i64(row, 2).unwrap_or_default(),
-        execution_time_ms: get_i64(row, 3),
-        status: get_str(row, 4).unwrap_or_default(),
-        request_preview: get_str(row, 5),
-        response_preview: get_str(row, 6),
-        session_id: get_str(row, 7),
-        has_tokens: (8..14).any(|i| get_i64(row, i).is_some()),
-        has_costs: (14..17).any(|i| get_f64(row, i).is_some()),
-    }
-}
-
-/// `trace_info` rows of `ids` that exist, locked for the rest of the transaction.
-pub(super) async fn lock_traces(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
-    ids: &[&str],
-) -> Result<HashMap<String, Existing>> {
-    let mut out = HashMap::new();
-    for chunk in ids.chunks(ID_CHUNK) {
-        let mut sql = Sql::new(dialect);
-        sql.push("SELECT ")
-            .push(LOCK_COLUMNS)
-            .push(" FROM trace_info WHERE request_id IN ")
-            .bind_list(chunk.iter().copied())
-            .push(" ORDER BY request_id")
-            .push(dialect.row_lock());
-        for row in sql.query().fetch_all(&mut *conn).await? {
-            out.insert(
-                get_str(&row, 0).unwrap_or_default(),
-                existing_from_row(&row),
-            );
-        }
-    }
-    Ok(out)
-}
 
 /// The artifact location of a trace: `<experiment artifact location>/traces/<id>/artifacts`.
 pub(super) fn trace_artifact_location(experiment_location: &str, trace_id: &str) -> String {
@@ -104,13 +45,13 @@ pub(super) async fn experiment_location(
         .ok_or_else(|| {
             MlflowError::not_found(format!("No Experiment with id={experiment_id} exists"))
         })?;
-    let stage = get_str(&row, 1).unwrap_or_default();
+    let stage = get_str(&row, "lifecycle_stage").unwrap_or_default();
     if require_active && stage != "active" {
         return Err(MlflowError::invalid(format!(
             "The experiment {experiment_id} must be in the 'active' state. Current state is {stage}."
         )));
     }
-    Ok(get_str(&row, 0).unwrap_or_default())
+    Ok(get_str(&row, "artifact_location").unwrap_or_default())
 }
 
 /// Raises the DB-backed payload generation of traces whose spans live in this store; a
@@ -236,15 +177,15 @@ async fn metadata_present(
     for chunk in ids.chunks(ID_CHUNK) {
         let mut sql = Sql::new(dialect);
         sql.push(&format!(
-            "SELECT request_id, {key} FROM trace_request_metadata WHERE request_id IN "
+            "SELECT request_id, {key} AS meta_key FROM trace_request_metadata WHERE request_id IN "
         ))
         .bind_list(chunk.iter().copied())
         .push(&format!(" AND {key} IN "))
         .bind_list(keys.iter().copied());
         for row in sql.query().fetch_all(&mut *conn).await? {
             out.insert((
-                get_str(&row, 0).unwrap_or_default(),
-                get_str(&row, 1).unwrap_or_default(),
+                get_str(&row, "request_id").unwrap_or_default(),
+                get_str(&row, "meta_key").unwrap_or_default(),
             ));
         }
     }
@@ -264,13 +205,13 @@ async fn stored_nodes(
         sql.push("SELECT trace_id, span_id, parent_span_id, content FROM spans WHERE trace_id IN ")
             .bind_list(chunk.iter().copied());
         for row in sql.query().fetch_all(&mut *conn).await? {
-            let trace = get_str(&row, 0).unwrap_or_default();
-            let span = get_str(&row, 1).unwrap_or_default();
+            let trace = get_str(&row, "trace_id").unwrap_or_default();
+            let span = get_str(&row, "span_id").unwrap_or_default();
             if batch.contains(&(trace.clone(), span.clone())) {
                 continue;
             }
             let attrs: Vec<(String, String)> =
-                PyValue::loads(&get_str(&row, 3).unwrap_or_default())
+                PyValue::loads(&get_str(&row, "content").unwrap_or_default())
                     .and_then(|c| match c.get("attributes") {
                         Some(PyValue::Dict(d)) => Some(
                             d.iter()
@@ -285,7 +226,7 @@ async fn stored_nodes(
                         _ => None,
                     })
                     .unwrap_or_default();
-            let parent = get_str(&row, 2);
+            let parent = get_str(&row, "parent_span_id");
             let entry = out.entry(trace).or_default();
             entry
                 .0
@@ -383,18 +324,26 @@ impl Store {
                 .push(d.insert_ignore_suffix());
                 if sql.query().execute(&mut *tx).await?.rows_affected() == 1 {
                     created.insert(agg.trace_id.clone());
-                    let tag = vec![(
-                        TAG_ARTIFACT_LOCATION.to_string(),
-                        trace_artifact_location(&location, &agg.trace_id),
-                    )];
-                    if let Some(q) = kv_upsert(d, "trace_tags", &agg.trace_id, &tag) {
-                        q.query().execute(&mut *tx).await?;
-                    }
+                    existing.insert(agg.trace_id.clone(), Existing::created(experiment_id, agg));
                 }
             }
-            // Rows another writer created meanwhile are locked now too.
-            let again = lock_traces(&mut *tx, d, &ids).await?;
-            existing = again;
+            let locations: Vec<(&str, Vec<(String, String)>)> = ids
+                .iter()
+                .filter(|id| created.contains(**id))
+                .map(|id| {
+                    let tag = (
+                        TAG_ARTIFACT_LOCATION.to_string(),
+                        trace_artifact_location(&location, id),
+                    );
+                    (*id, vec![tag])
+                })
+                .collect();
+            upsert_tags(&mut *tx, d, "trace_tags", &locations).await?;
+            // Rows another writer created meanwhile are locked now too (on SQLite, whose
+            // writer is alone, every missing row was created here).
+            if ids.iter().any(|id| !existing.contains_key(*id)) {
+                existing = lock_traces(&mut *tx, d, &ids).await?;
+            }
         }
         let span_rows: Vec<(&SpanRow, i64)> = rows
             .iter()
@@ -536,6 +485,7 @@ impl Store {
         }
         let live: Vec<&str> = sorted.iter().map(|a| a.trace_id.as_str()).collect();
         bump_generation(&mut *tx, d, &live).await?;
+        let mut all_tags: Vec<(&str, Vec<(String, String)>)> = Vec::with_capacity(sorted.len());
         for agg in &sorted {
             let mut tags = vec![(
                 TAG_SPANS_LOCATION.to_string(),
@@ -562,12 +512,25 @@ impl Store {
                     }
                 }
             }
-            if let Some(q) = kv_upsert(d, "trace_tags", &agg.trace_id, &dedup_last(tags)) {
-                q.query().execute(&mut *tx).await?;
-            }
+            all_tags.push((agg.trace_id.as_str(), dedup_last(tags)));
         }
-        Ok(())
+        upsert_tags(&mut *tx, d, "trace_tags", &all_tags).await
     }
+}
+
+/// Writes the key/value rows of several traces (tags or metadata) in few statements.
+async fn upsert_tags(
+    conn: &mut AnyConnection,
+    dialect: Dialect,
+    table: &str,
+    traces: &[(&str, Vec<(String, String)>)],
+) -> Result<()> {
+    let borrowed: Vec<(&str, &[(String, String)])> =
+        traces.iter().map(|(id, kv)| (*id, kv.as_slice())).collect();
+    for q in kv_upsert_many(dialect, table, &borrowed) {
+        q.query().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 enum SetValue {

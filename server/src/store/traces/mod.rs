@@ -6,6 +6,7 @@
 //! links, [`search`] the trace search, [`metrics`] trace metrics and filter correlation; this file reads traces back as MLflow shows them.
 
 mod ingest;
+mod lock;
 mod metrics;
 mod search;
 mod start;
@@ -377,28 +378,46 @@ pub(super) fn kv_upsert(
     trace_id: &str,
     entries: &[(String, String)],
 ) -> Option<Sql> {
-    if entries.is_empty() {
-        return None;
-    }
+    kv_upsert_many(dialect, table, &[(trace_id, entries)]).pop()
+}
+
+/// Key/value rows per statement of `kv_upsert_many` (three bound parameters each).
+const KV_ROWS_PER_STATEMENT: usize = 500;
+
+/// Upserts the key/value entries of several traces, in as few statements as the bound
+/// parameter limits allow (an OTLP batch writes the tags of its ten traces in one).
+pub(super) fn kv_upsert_many(
+    dialect: Dialect,
+    table: &str,
+    traces: &[(&str, &[(String, String)])],
+) -> Vec<Sql> {
+    let rows: Vec<(&str, &str, &str)> = traces
+        .iter()
+        .flat_map(|(id, entries)| entries.iter().map(|(k, v)| (*id, k.as_str(), v.as_str())))
+        .collect();
     let key = dialect.key_col();
-    let mut sql = Sql::new(dialect);
-    sql.push(&format!(
-        "INSERT INTO {table} ({key}, value, request_id) VALUES "
-    ));
-    for (i, (k, v)) in entries.iter().enumerate() {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.push("(")
-            .bind(k.as_str())
-            .push(", ")
-            .bind(v.as_str())
-            .push(", ")
-            .bind(trace_id)
-            .push(")");
-    }
-    sql.push(&dialect.upsert_columns(&[key, "request_id"], &["value"]));
-    Some(sql)
+    rows.chunks(KV_ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut sql = Sql::new(dialect);
+            sql.push(&format!(
+                "INSERT INTO {table} ({key}, value, request_id) VALUES "
+            ));
+            for (i, (trace_id, k, v)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("(")
+                    .bind(*k)
+                    .push(", ")
+                    .bind(*v)
+                    .push(", ")
+                    .bind(*trace_id)
+                    .push(")");
+            }
+            sql.push(&dialect.upsert_columns(&[key, "request_id"], &["value"]));
+            sql
+        })
+        .collect()
 }
 
 /// Tags as the last value per key wins, in first-seen order.

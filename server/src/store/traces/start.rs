@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 
 use super::ingest::{
-    bump_generation, experiment_location, float_of, int_of, lock_traces, trace_artifact_location,
-    NewTrace,
+    bump_generation, experiment_location, float_of, int_of, trace_artifact_location, NewTrace,
 };
+use super::lock::lock_traces;
 use super::{dedup_last, kv_upsert, TOKEN_COLUMNS};
 use crate::domain::traces::pyjson::PyValue;
 use crate::domain::traces::{
