@@ -5,9 +5,10 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::AnyConnection;
 
+use super::info_row::{insert_new_traces, insert_trace_ignore, trace_sets};
 use super::lock::{lock_traces, Existing};
-use super::{dedup_last, kv_upsert, kv_upsert_many, ID_CHUNK, TOKEN_COLUMNS};
-use crate::domain::traces::aggregate::{aggregate, cost_of, usage_of, Node, TraceAggregate};
+use super::{dedup_last, kv_upsert_many, ID_CHUNK};
+use crate::domain::traces::aggregate::{aggregate, Node, TraceAggregate};
 use crate::domain::traces::pyjson::PyValue;
 use crate::domain::traces::span::{IncomingSpan, SpanRow};
 use crate::domain::traces::{
@@ -296,35 +297,29 @@ impl Store {
             .filter(|a| !existing.contains_key(&a.trace_id))
             .collect();
         let mut created: HashSet<String> = HashSet::new();
+        // Traces inserted with their final values: the update below skips them.
+        let mut folded: HashSet<String> = HashSet::new();
         if !missing.is_empty() {
             let location = experiment_location(&mut *tx, d, experiment_id, false).await?;
             let mut sorted = missing;
             sorted.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
-            for agg in sorted {
-                let exec = agg
-                    .max_end_ms
-                    .filter(|e| *e != 0)
-                    .map(|e| e - agg.min_start_ms);
-                let mut sql = Sql::new(d);
-                sql.push(&d.insert_ignore(
-                    "trace_info",
-                    "request_id, experiment_id, timestamp_ms, execution_time_ms, status",
-                ))
-                .push("(")
-                .bind(agg.trace_id.as_str())
-                .push(", ")
-                .bind(experiment_id)
-                .push(", ")
-                .bind(agg.min_start_ms)
-                .push(", ")
-                .bind(exec)
-                .push(", ")
-                .bind(agg.state())
-                .push(")")
-                .push(d.insert_ignore_suffix());
-                if sql.query().execute(&mut *tx).await?.rows_affected() == 1 {
+            if d == Dialect::Sqlite {
+                // SQLite's writer is alone (BEGIN IMMEDIATE): every missing trace is created
+                // here, with its final values in one statement instead of an insert and an
+                // update per trace (a statement is a round trip to the driver's thread).
+                insert_new_traces(&mut *tx, d, experiment_id, &sorted).await?;
+                for agg in sorted {
                     created.insert(agg.trace_id.clone());
+                    folded.insert(agg.trace_id.clone());
                     existing.insert(agg.trace_id.clone(), Existing::created(experiment_id, agg));
+                }
+            } else {
+                for agg in sorted {
+                    if insert_trace_ignore(&mut *tx, d, experiment_id, agg).await? {
+                        created.insert(agg.trace_id.clone());
+                        existing
+                            .insert(agg.trace_id.clone(), Existing::created(experiment_id, agg));
+                    }
                 }
             }
             let locations: Vec<(&str, Vec<(String, String)>)> = ids
@@ -379,84 +374,26 @@ impl Store {
             .filter(|a| existing.contains_key(&a.trace_id))
             .collect();
         sorted.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
+        let mut users: Vec<(&str, Vec<(String, String)>)> = Vec::new();
         for agg in &sorted {
-            let ex = &existing[&agg.trace_id];
-            let is_final = finalized.contains(agg.trace_id.as_str());
-            let mut sets: Vec<(&str, SetValue)> = Vec::new();
-            let mut new_ts = ex.timestamp_ms;
-            if !is_final {
-                new_ts = ex.timestamp_ms.min(agg.min_start_ms);
-                sets.push(("timestamp_ms", SetValue::I(Some(new_ts))));
-                if let Some(max_end) = agg.max_end_ms {
-                    let old_end = ex.execution_time_ms.map(|e| ex.timestamp_ms + e);
-                    let end = match old_end {
-                        Some(o) if o > max_end => o,
-                        _ => max_end,
-                    };
-                    sets.push(("execution_time_ms", SetValue::I(Some(end - new_ts))));
-                }
-            }
-            if matches!(ex.status.as_str(), "IN_PROGRESS" | "STATE_UNSPECIFIED") {
-                if let Some(status) = agg.root_status {
-                    sets.push(("status", SetValue::S(Some(status.to_string()))));
-                }
-            }
-            if ex.request_preview.is_none() && agg.request_preview.is_some() {
-                sets.push(("request_preview", SetValue::S(agg.request_preview.clone())));
-            }
-            if ex.response_preview.is_none() && agg.response_preview.is_some() {
-                sets.push((
-                    "response_preview",
-                    SetValue::S(agg.response_preview.clone()),
-                ));
-            }
-            if let Some((_, name)) = agg.tags.iter().find(|(k, _)| k == TAG_TRACE_NAME) {
-                sets.push(("trace_name", SetValue::S(Some(name.clone()))));
-            }
-            let fresh = created.contains(&agg.trace_id);
-            let (stored_usage, stored_cost) =
-                stored.get(&agg.trace_id).cloned().unwrap_or_default();
-            if agg.usage().is_some() && !(is_final && ex.has_tokens) {
-                let usage = if fresh {
-                    agg.usage()
-                } else {
-                    usage_of(&[agg.usage_nodes.clone(), stored_usage].concat())
-                };
-                if let Some(u) = usage {
-                    for (key, column) in TOKEN_COLUMNS {
-                        if let Some(v) = int_of(u.get(key)) {
-                            sets.push((column, SetValue::I(Some(v))));
-                        }
-                    }
-                }
-            }
-            if agg.cost().is_some() && !(is_final && ex.has_costs) {
-                let cost = if fresh {
-                    agg.cost()
-                } else {
-                    cost_of(&[agg.cost_nodes.clone(), stored_cost].concat())
-                };
-                if let Some(c) = cost {
-                    for key in ["input_cost", "output_cost", "total_cost"] {
-                        if let Some(v) = float_of(c.get(key)) {
-                            sets.push((key, SetValue::F(v)));
-                        }
-                    }
-                }
-            }
-            if ex.session_id.is_none() && agg.session_id.is_some() {
-                sets.push(("session_id", SetValue::S(agg.session_id.clone())));
-            }
             if let Some(user) = agg
                 .user_id
                 .as_ref()
                 .filter(|_| !has(&agg.trace_id, META_USER))
             {
-                let entry = vec![(META_USER.to_string(), user.clone())];
-                if let Some(q) = kv_upsert(d, "trace_request_metadata", &agg.trace_id, &entry) {
-                    q.query().execute(&mut *tx).await?;
-                }
+                users.push((
+                    agg.trace_id.as_str(),
+                    vec![(META_USER.to_string(), user.clone())],
+                ));
             }
+            if folded.contains(&agg.trace_id) {
+                continue;
+            }
+            let ex = &existing[&agg.trace_id];
+            let is_final = finalized.contains(agg.trace_id.as_str());
+            let fresh = created.contains(&agg.trace_id);
+            let stored = stored.get(&agg.trace_id).cloned().unwrap_or_default();
+            let (sets, new_ts) = trace_sets(agg, ex, is_final, fresh, stored);
             if !sets.is_empty() {
                 let mut sql = Sql::new(d);
                 sql.push("UPDATE trace_info SET ");
@@ -465,11 +402,7 @@ impl Store {
                         sql.push(", ");
                     }
                     sql.push(col).push(" = ");
-                    match v {
-                        SetValue::I(i) => sql.bind(*i),
-                        SetValue::F(f) => sql.bind(*f),
-                        SetValue::S(s) => sql.bind(s.clone()),
-                    };
+                    v.bind_to(&mut sql);
                 }
                 sql.push(" WHERE request_id = ").bind(agg.trace_id.as_str());
                 sql.query().execute(&mut *tx).await?;
@@ -483,6 +416,7 @@ impl Store {
                 sql.query().execute(&mut *tx).await?;
             }
         }
+        upsert_tags(&mut *tx, d, "trace_request_metadata", &users).await?;
         let live: Vec<&str> = sorted.iter().map(|a| a.trace_id.as_str()).collect();
         bump_generation(&mut *tx, d, &live).await?;
         let mut all_tags: Vec<(&str, Vec<(String, String)>)> = Vec::with_capacity(sorted.len());
@@ -531,10 +465,4 @@ async fn upsert_tags(
         q.query().execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-enum SetValue {
-    I(Option<i64>),
-    F(f64),
-    S(Option<String>),
 }

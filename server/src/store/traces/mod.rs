@@ -5,6 +5,7 @@
 //! [`ingest`] writes span batches (OTLP), [`start`] start-trace calls, [`write`] tags, deletes and
 //! links, [`search`] the trace search, [`metrics`] trace metrics and filter correlation; this file reads traces back as MLflow shows them.
 
+mod info_row;
 mod ingest;
 mod lock;
 mod metrics;
