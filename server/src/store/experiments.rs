@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 
 use super::search::{experiment_clause, experiment_order};
-use super::sql::{get_i64, get_str};
+use super::sql::{get_i64, get_str, Sql};
 use super::{now_ms, Page, Store};
 use crate::domain::search::{Clause, OrderKey};
 use crate::error::{ErrorCode, MlflowError, Result};
@@ -277,18 +277,26 @@ impl Store {
         Ok(exp)
     }
 
+    /// Deletes one tag of an experiment (setting a tag deletes and inserts it).
+    fn experiment_tag_delete(&self, id: i64, key: &str) -> Sql {
+        let mut sql = self.sql();
+        sql.push("DELETE FROM experiment_tags WHERE experiment_id = ")
+            .bind(id)
+            .push(" AND ")
+            .push(self.dialect.key_col())
+            .push(" = ")
+            .bind(key);
+        sql
+    }
+
     pub async fn set_experiment_tag(&self, id: i64, key: &str, value: &str) -> Result<()> {
         self.require_active_experiment(id).await?;
         self.write(|tx, _| {
             Box::pin(async move {
-                let mut sql = self.sql();
-                sql.push("DELETE FROM experiment_tags WHERE experiment_id = ")
-                    .bind(id)
-                    .push(" AND ")
-                    .push(self.dialect.key_col())
-                    .push(" = ")
-                    .bind(key);
-                sql.query().execute(&mut *tx).await?;
+                self.experiment_tag_delete(id, key)
+                    .query()
+                    .execute(&mut *tx)
+                    .await?;
                 let mut sql = self.sql();
                 sql.push("INSERT INTO experiment_tags (")
                     .push(self.dialect.key_col())
@@ -308,14 +316,9 @@ impl Store {
 
     pub async fn delete_experiment_tag(&self, id: i64, key: &str) -> Result<()> {
         self.require_active_experiment(id).await?;
-        let mut sql = self.sql();
-        sql.push("DELETE FROM experiment_tags WHERE experiment_id = ")
-            .bind(id)
-            .push(" AND ")
-            .push(self.dialect.key_col())
-            .push(" = ")
-            .bind(key);
-        let done = self.write_statement(&sql).await?;
+        let done = self
+            .write_statement(&self.experiment_tag_delete(id, key))
+            .await?;
         if done == 0 {
             return Err(MlflowError::not_found(format!(
                 "No tag with name: {key} in experiment with id {id}"
