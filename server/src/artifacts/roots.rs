@@ -140,17 +140,17 @@ mod tests {
 
     #[test]
     fn refuses_what_is_outside() {
-        let roots = ServedRoots::new(None, "s3://bucket/root");
+        let roots = ServedRoots::new(None, "s3://bucket/base");
         for uri in [
             "file:///etc",
-            "s3://bucket/rootx/1",
-            "s3://bucket/root/../other",
-            "s3://other/root/1",
-            "gs://bucket/root/1",
+            "s3://bucket/basex/1",
+            "s3://bucket/base/../other",
+            "s3://other/base/1",
+            "gs://bucket/base/1",
         ] {
             assert!(roots.locate(uri).is_err(), "{uri}");
         }
-        let located = roots.locate("s3://bucket/root/1/abc/artifacts").unwrap();
+        let located = roots.locate("s3://bucket/base/1/abc/artifacts").unwrap();
         assert_eq!(located.path.as_str(), "1/abc/artifacts");
         assert!(roots.locate("mlflow-artifacts:/1/x").is_err());
     }
