@@ -292,11 +292,11 @@ pub struct SearchRunsResponse {
     pub api_error: Option<ApiError>,
 }
 
-#[derive(Debug, Clone, SimpleObject, Deserialize)]
+/// A point of a sampled history, built from the store's metric (never read from JSON).
+#[derive(Debug, Clone, SimpleObject)]
 #[graphql(name = "MlflowMetricWithRunId")]
 pub struct MetricWithRunId {
     pub key: Option<String>,
-    #[serde(default, deserialize_with = "finite")]
     pub value: Option<f64>,
     pub timestamp: Option<LongString>,
     pub step: Option<LongString>,

@@ -283,20 +283,36 @@ impl Store {
                         .bind(stage);
                     sql.query().execute(&mut *tx).await?;
                 }
-                let mut sql = self.sql();
-                sql.push("UPDATE model_versions SET current_stage = ")
-                    .bind(stage)
-                    .push(", last_updated_time = ")
-                    .bind(now)
-                    .push(" WHERE workspace = 'default' AND name = ")
-                    .bind(name)
-                    .push(" AND version = ")
-                    .bind(version);
-                sql.query().execute(&mut *tx).await?;
-                Ok(())
+                self.set_version_stage(&mut *tx, name, version, stage, now, "")
+                    .await
             })
         })
         .await
+    }
+
+    /// Sets one version's stage as of `now`, with `also` (further `, column = value`
+    /// assignments) in the same statement.
+    async fn set_version_stage(
+        &self,
+        conn: &mut AnyConnection,
+        name: &str,
+        version: i64,
+        stage: &str,
+        now: i64,
+        also: &str,
+    ) -> Result<()> {
+        let mut sql = self.sql();
+        sql.push("UPDATE model_versions SET current_stage = ")
+            .bind(stage)
+            .push(", last_updated_time = ")
+            .bind(now)
+            .push(also)
+            .push(" WHERE workspace = 'default' AND name = ")
+            .bind(name)
+            .push(" AND version = ")
+            .bind(version);
+        sql.query().execute(conn).await?;
+        Ok(())
     }
 
     /// MLflow's soft delete: the row stays (its number is never reused) with its stage set
@@ -315,21 +331,18 @@ impl Store {
                 .push(" AND version = ")
                 .bind(version);
                 sql.query().execute(&mut *tx).await?;
-                let mut sql = self.sql();
-                sql.push("UPDATE model_versions SET current_stage = ")
-                    .bind(STAGE_DELETED_INTERNAL)
-                    .push(", last_updated_time = ")
-                    .bind(now)
-                    .push(
-                        ", description = NULL, user_id = NULL, source = 'REDACTED-SOURCE-PATH', \
-                 run_id = 'REDACTED-RUN-ID', run_link = 'REDACTED-RUN-LINK', \
-                 status_message = NULL WHERE workspace = 'default' AND name = ",
-                    )
-                    .bind(name)
-                    .push(" AND version = ")
-                    .bind(version);
-                sql.query().execute(&mut *tx).await?;
-                Ok(())
+                const REDACTED: &str = ", description = NULL, user_id = NULL, \
+                     source = 'REDACTED-SOURCE-PATH', run_id = 'REDACTED-RUN-ID', \
+                     run_link = 'REDACTED-RUN-LINK', status_message = NULL";
+                self.set_version_stage(
+                    &mut *tx,
+                    name,
+                    version,
+                    STAGE_DELETED_INTERNAL,
+                    now,
+                    REDACTED,
+                )
+                .await
             })
         })
         .await

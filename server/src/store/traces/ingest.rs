@@ -333,7 +333,7 @@ impl Store {
                     (*id, vec![tag])
                 })
                 .collect();
-            upsert_tags(&mut *tx, d, "trace_tags", &locations).await?;
+            upsert_key_values(&mut *tx, d, "trace_tags", &locations).await?;
             // Rows another writer created meanwhile are locked now too (on SQLite, whose
             // writer is alone, every missing row was created here).
             if ids.iter().any(|id| !existing.contains_key(*id)) {
@@ -416,7 +416,7 @@ impl Store {
                 sql.query().execute(&mut *tx).await?;
             }
         }
-        upsert_tags(&mut *tx, d, "trace_request_metadata", &users).await?;
+        upsert_key_values(&mut *tx, d, "trace_request_metadata", &users).await?;
         let live: Vec<&str> = sorted.iter().map(|a| a.trace_id.as_str()).collect();
         bump_generation(&mut *tx, d, &live).await?;
         let mut all_tags: Vec<(&str, Vec<(String, String)>)> = Vec::with_capacity(sorted.len());
@@ -448,12 +448,12 @@ impl Store {
             }
             all_tags.push((agg.trace_id.as_str(), dedup_last(tags)));
         }
-        upsert_tags(&mut *tx, d, "trace_tags", &all_tags).await
+        upsert_key_values(&mut *tx, d, "trace_tags", &all_tags).await
     }
 }
 
-/// Writes the key/value rows of several traces (tags or metadata) in few statements.
-async fn upsert_tags(
+/// Writes the key/value rows (tags or metadata) of several traces in few statements.
+async fn upsert_key_values(
     conn: &mut AnyConnection,
     dialect: Dialect,
     table: &str,
