@@ -141,6 +141,21 @@ impl Dialect {
         }
     }
 
+    /// An aggregate packing one run's metric points into a single text value, for the
+    /// driver that hands rows over one by one from its own thread (SQLite), where 30,000
+    /// rows cost more in hand-offs than in the query: `step timestamp value is_nan` per
+    /// point, comma-separated, in history order. `%!.17g` keeps every bit of the double,
+    /// which SQLite's text and JSON conversions (15 digits) do not.
+    pub fn packed_points(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => Some(
+                "group_concat(step || ' ' || timestamp || ' ' || printf('%!.17g', value) || ' ' \
+                 || CASE WHEN is_nan THEN 1 ELSE 0 END, ',' ORDER BY step, timestamp, value)",
+            ),
+            _ => None,
+        }
+    }
+
     /// Whether other server processes may write to the same database at the same time
     /// (PostgreSQL, MySQL). SQLite's single writer connection never races another writer.
     pub fn has_concurrent_writers(self) -> bool {
