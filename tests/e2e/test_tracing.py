@@ -6,8 +6,11 @@ Python server as an oracle (MLFLOW_E2E_SERVER=python)."""
 
 import gzip
 import json
+import random
+import threading
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import mlflow
 import pytest
@@ -302,6 +305,65 @@ def test_otlp_refusals(tracking, experiment_id):
         timeout=30,
     )
     assert r.status_code == 422
+
+
+def otlp_spans(spans):
+    """One OTLP JSON body of `spans`: (trace hex, span hex, parent span hex or None, name)."""
+    body = otlp_json("0" * 32, "0" * 16)
+    scope = body["resourceSpans"][0]["scopeSpans"][0]
+    template = scope["spans"][0]
+    scope["spans"] = []
+    for trace_hex, span_hex, parent, name in spans:
+        span = {**template, "traceId": trace_hex, "spanId": span_hex, "name": name}
+        if parent:
+            span["parentSpanId"] = parent
+        scope["spans"].append(span)
+    return body
+
+
+def test_concurrent_otlp_batches_land_or_fail_alone(tracking, experiment_id):
+    """Exporters posting at once: the server may write their batches together, yet each
+    batch lands whole, batches adding spans to one shared trace all land, and the batches
+    for a missing experiment fail alone."""
+    base = time.time_ns()
+    shared, root = f"{base:032x}", "00000000000000c0"
+    jobs = [(experiment_id, otlp_spans([(shared, root, None, "root")]))]
+    jobs += [
+        (experiment_id, otlp_spans([(shared, f"{0xC0 + i:016x}", root, f"child-{i}")]))
+        for i in range(1, 8)
+    ]
+    own = [f"{base + 1 + i:032x}" for i in range(16)]
+    for i, t in enumerate(own):
+        parent = f"{0xD00 + 2 * i:016x}"
+        jobs.append((experiment_id, otlp_spans([(t, parent, None, "root"), (t, f"{0xD01 + 2 * i:016x}", parent, "child")])))
+    missing = [f"{base + 100 + i:032x}" for i in range(4)]
+    jobs += [("987654321", otlp_spans([(t, f"{0xE0 + i:016x}", None, "lost")])) for i, t in enumerate(missing)]
+    random.Random(7).shuffle(jobs)
+    start = threading.Barrier(len(jobs))
+
+    def post(job):
+        experiment, body = job
+        start.wait(timeout=60)
+        return requests.post(
+            f"{tracking.url}/v1/traces", json=body, headers={"x-mlflow-experiment-id": experiment}, timeout=60
+        )
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        answers = list(pool.map(post, jobs))
+    for (experiment, _), r in zip(jobs, answers):
+        if experiment == experiment_id:
+            assert r.status_code == 200, r.text
+        else:
+            assert 400 <= r.status_code < 500, r.text
+    trace = mlflow.get_trace(f"tr-{shared}")
+    assert sorted(s.name for s in trace.data.spans) == sorted(["root"] + [f"child-{i}" for i in range(1, 8)])
+    assert trace.info.state.value == "OK"
+    for t in own:
+        trace = mlflow.get_trace(f"tr-{t}")
+        assert trace.info.experiment_id == experiment_id
+        assert sorted(s.name for s in trace.data.spans) == ["child", "root"]
+    for t in missing:
+        assert mlflow.get_trace(f"tr-{t}") is None
 
 
 def test_trace_artifact_download(traced):

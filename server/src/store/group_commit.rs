@@ -1,10 +1,12 @@
 //! Group commit for the writer.
 //!
-//! Small writes (log-metric, log-param, set-tag, log-batch) queue here; one task takes
+//! Small writes (log-metric, log-param, set-tag, log-batch, OTLP span batches) queue here;
+//! one task takes
 //! whatever has queued up, applies it in one transaction and commits once, then answers
 //! every request. Each request is still acknowledged only after its data is committed.
 //! Within a group, plain metric writes are merged into one run check, one insert and one
-//! latest-metric upsert; the others are applied one after the other.
+//! latest-metric upsert, and span batches of one experiment with distinct traces are
+//! written as one batch; the others are applied one after the other.
 //! If any write in a group fails (a changed param, a deleted run), the group is rolled
 //! back and every write is retried in a transaction of its own, so one bad request never
 //! affects another and a rejected batch writes nothing. On PostgreSQL and MySQL a group can
@@ -14,6 +16,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use super::runs::{Batch, MetricRow};
+use super::traces::SpanBatch;
 use super::Store;
 use crate::error::{ErrorCode, MlflowError, Result};
 
@@ -21,22 +24,42 @@ use crate::error::{ErrorCode, MlflowError, Result};
 const MAX_GROUP_ENTITIES: usize = 20_000;
 const QUEUE_DEPTH: usize = 4096;
 
+/// One queued write.
+enum Write {
+    /// A log-batch (log-metric, log-param and set-tag are batches of one) of a run.
+    Batch { run_id: String, batch: Batch },
+    /// An OTLP span batch.
+    Spans(SpanBatch),
+}
+
 struct Pending {
-    run_id: String,
-    batch: Batch,
+    write: Write,
     done: oneshot::Sender<Result<()>>,
 }
 
 impl Pending {
-    /// Only metrics, none of them a logged model's: the writes a group can merge.
-    fn metrics_only(&self) -> bool {
-        self.batch.params.is_empty()
-            && self.batch.tags.is_empty()
-            && self.batch.metrics.iter().all(|m| m.model_id.is_none())
+    /// The run batch, when it holds only metrics, none of them a logged model's: the writes
+    /// a group can merge.
+    fn plain_metrics(&self) -> Option<(&str, &Batch)> {
+        match &self.write {
+            Write::Batch { run_id, batch }
+                if batch.params.is_empty()
+                    && batch.tags.is_empty()
+                    && batch.metrics.iter().all(|m| m.model_id.is_none()) =>
+            {
+                Some((run_id, batch))
+            }
+            _ => None,
+        }
     }
 
     fn size(&self) -> usize {
-        1 + self.batch.metrics.len() + self.batch.params.len() + self.batch.tags.len()
+        match &self.write {
+            Write::Batch { batch, .. } => {
+                1 + batch.metrics.len() + batch.params.len() + batch.tags.len()
+            }
+            Write::Spans(spans) => 1 + spans.len(),
+        }
     }
 }
 
@@ -61,15 +84,20 @@ impl GroupCommit {
         GroupCommit { tx }
     }
 
-    /// Queues a batch and waits until it is committed (or rejected).
+    /// Queues a run's batch and waits until it is committed (or rejected).
     pub async fn submit(&self, run_id: String, batch: Batch) -> Result<()> {
+        self.queue(Write::Batch { run_id, batch }).await
+    }
+
+    /// Queues a span batch and waits until it is committed (or rejected).
+    pub async fn submit_spans(&self, spans: SpanBatch) -> Result<()> {
+        self.queue(Write::Spans(spans)).await
+    }
+
+    async fn queue(&self, write: Write) -> Result<()> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Pending {
-                run_id,
-                batch,
-                done,
-            })
+            .send(Pending { write, done })
             .await
             .map_err(|_| stopped())?;
         wait.await.map_err(|_| stopped())?
@@ -126,38 +154,57 @@ async fn commit_group(store: &Store, group: Vec<Pending>) {
 }
 
 async fn apply_all(store: &Store, group: &[Pending]) -> Result<()> {
-    let (plain, other): (Vec<&Pending>, Vec<&Pending>) =
-        group.iter().partition(|p| p.metrics_only());
+    let mut plain: Vec<(&str, &Batch)> = Vec::new();
+    let mut spans: Vec<&SpanBatch> = Vec::new();
     // Begun like every write transaction, but not retried as a whole: a failed group is
     // answered write by write.
     let mut tx = store.begin_write().await?;
-    for p in other {
-        store.apply_batch(&mut tx, &p.run_id, &p.batch).await?;
+    for p in group {
+        if let Some(metrics) = p.plain_metrics() {
+            plain.push(metrics);
+            continue;
+        }
+        match &p.write {
+            Write::Batch { run_id, batch } => store.apply_batch(&mut tx, run_id, batch).await?,
+            Write::Spans(batch) => spans.push(batch),
+        }
     }
     // Plain metric writes (log-metric, metric-only log-batch) are merged: one run check, one
     // insert and one latest-metric upsert for the whole group, so a hundred requests logging
     // one key cost three statements and one latest-row update, not three hundred and a
     // hundred. Any rejected write fails the group, and the one-by-one retry answers it.
-    let mut run_ids: Vec<&str> = plain.iter().map(|p| p.run_id.as_str()).collect();
-    run_ids.sort_unstable();
-    run_ids.dedup();
-    store.check_active_runs(&mut tx, &run_ids).await?;
-    let rows: Vec<MetricRow> = plain
-        .iter()
-        .flat_map(|p| {
-            p.batch.metrics.iter().map(|metric| MetricRow {
-                run_id: &p.run_id,
-                metric,
+    if !plain.is_empty() {
+        let mut run_ids: Vec<&str> = plain.iter().map(|(run_id, _)| *run_id).collect();
+        run_ids.sort_unstable();
+        run_ids.dedup();
+        store.check_active_runs(&mut tx, &run_ids).await?;
+        let rows: Vec<MetricRow> = plain
+            .iter()
+            .flat_map(|(run_id, batch)| {
+                batch
+                    .metrics
+                    .iter()
+                    .map(move |metric| MetricRow { run_id, metric })
             })
-        })
-        .collect();
-    store.insert_metrics(&mut tx, &rows).await?;
+            .collect();
+        store.insert_metrics(&mut tx, &rows).await?;
+    }
+    if !spans.is_empty() {
+        store.log_span_batches(&mut tx, &spans).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
 
 async fn apply_one(store: &Store, p: &Pending) -> Result<()> {
     store
-        .write(|tx, _| Box::pin(store.apply_batch(tx, &p.run_id, &p.batch)))
+        .write(|tx, _| {
+            Box::pin(async move {
+                match &p.write {
+                    Write::Batch { run_id, batch } => store.apply_batch(tx, run_id, batch).await,
+                    Write::Spans(spans) => store.log_span_batches(tx, &[spans]).await,
+                }
+            })
+        })
         .await
 }

@@ -256,6 +256,24 @@ pub(super) fn float_of(v: Option<&PyValue>) -> Option<f64> {
     }
 }
 
+/// A validated span batch of one experiment, ready to write: its rows and what it says
+/// about each trace it touches.
+pub struct SpanBatch {
+    pub experiment_id: i64,
+    rows: Vec<SpanRow>,
+    aggs: Vec<TraceAggregate>,
+}
+
+impl SpanBatch {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
 impl Store {
     /// Stores a batch of spans under `experiment_id` (for traces it creates), creating the
     /// traces they belong to and updating what the batch says about each trace.
@@ -277,16 +295,40 @@ impl Store {
                 validate_trace_name(name)?;
             }
         }
-        self.write(|tx, _| Box::pin(self.log_spans_once(tx, experiment_id, &rows, &aggs)))
+        let batch = SpanBatch {
+            experiment_id,
+            rows,
+            aggs,
+        };
+        if let Some(queue) = &self.group_commit {
+            return queue.submit_spans(batch).await;
+        }
+        let batches = [&batch];
+        self.write(|tx, _| Box::pin(self.log_span_batches(tx, &batches)))
             .await
+    }
+
+    /// Writes span batches inside a transaction the caller owns. Batches of one experiment
+    /// whose traces do not overlap are written together, as one batch: a group commit of
+    /// many exporters' requests costs the statements of one.
+    pub(in crate::store) async fn log_span_batches(
+        &self,
+        tx: &mut AnyConnection,
+        batches: &[&SpanBatch],
+    ) -> Result<()> {
+        for merged in merge_disjoint(batches) {
+            self.log_spans_once(&mut *tx, merged.experiment_id, &merged.rows, &merged.aggs)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn log_spans_once(
         &self,
         tx: &mut AnyConnection,
         experiment_id: i64,
-        rows: &[SpanRow],
-        aggs: &[TraceAggregate],
+        rows: &[&SpanRow],
+        aggs: &[&TraceAggregate],
     ) -> Result<()> {
         let d = self.dialect;
         let mut ids: Vec<&str> = aggs.iter().map(|a| a.trace_id.as_str()).collect();
@@ -294,6 +336,7 @@ impl Store {
         let mut existing = lock_traces(&mut *tx, d, &ids).await?;
         let missing: Vec<&TraceAggregate> = aggs
             .iter()
+            .copied()
             .filter(|a| !existing.contains_key(&a.trace_id))
             .collect();
         let mut created: HashSet<String> = HashSet::new();
@@ -342,7 +385,7 @@ impl Store {
         }
         let span_rows: Vec<(&SpanRow, i64)> = rows
             .iter()
-            .filter_map(|r| existing.get(&r.trace_id).map(|e| (r, e.experiment_id)))
+            .filter_map(|r| existing.get(&r.trace_id).map(|e| (*r, e.experiment_id)))
             .collect();
         upsert_spans(&mut *tx, d, &span_rows).await?;
 
@@ -371,6 +414,7 @@ impl Store {
 
         let mut sorted: Vec<&TraceAggregate> = aggs
             .iter()
+            .copied()
             .filter(|a| existing.contains_key(&a.trace_id))
             .collect();
         sorted.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
@@ -465,4 +509,76 @@ async fn upsert_key_values(
         q.query().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Span batches written as one.
+struct MergedSpans<'a> {
+    experiment_id: i64,
+    rows: Vec<&'a SpanRow>,
+    aggs: Vec<&'a TraceAggregate>,
+}
+
+fn merge_disjoint<'a>(batches: &[&'a SpanBatch]) -> Vec<MergedSpans<'a>> {
+    let keys: Vec<(i64, Vec<&str>)> = batches
+        .iter()
+        .map(|b| {
+            let traces = b.aggs.iter().map(|a| a.trace_id.as_str()).collect();
+            (b.experiment_id, traces)
+        })
+        .collect();
+    merge_plan(&keys)
+        .into_iter()
+        .map(|members| MergedSpans {
+            experiment_id: batches[members[0]].experiment_id,
+            rows: members.iter().flat_map(|&i| &batches[i].rows).collect(),
+            aggs: members.iter().flat_map(|&i| &batches[i].aggs).collect(),
+        })
+        .collect()
+}
+
+/// Which batches (given as experiment and trace ids) are written together, in arrival
+/// order: a batch joins the one before it when both are for the same experiment and share
+/// no trace (the writer sums up each trace once); otherwise it starts a new write, after
+/// the earlier ones.
+fn merge_plan(batches: &[(i64, Vec<&str>)]) -> Vec<Vec<usize>> {
+    let mut plan: Vec<Vec<usize>> = Vec::new();
+    let mut last: Option<(i64, HashSet<&str>)> = None;
+    for (i, (experiment_id, traces)) in batches.iter().enumerate() {
+        match (&mut last, plan.last_mut()) {
+            (Some((exp, seen)), Some(members))
+                if exp == experiment_id && traces.iter().all(|t| !seen.contains(t)) =>
+            {
+                seen.extend(traces.iter().copied());
+                members.push(i);
+            }
+            _ => {
+                last = Some((*experiment_id, traces.iter().copied().collect()));
+                plan.push(vec![i]);
+            }
+        }
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_plan;
+
+    #[test]
+    fn batches_merge_only_with_the_previous_write_of_their_experiment_and_no_shared_trace() {
+        let plan = merge_plan(&[
+            (1, vec!["a", "b"]),
+            (1, vec!["c"]),
+            // Shares `a`: written after the first two, not with them.
+            (1, vec!["d", "a"]),
+            (1, vec!["e"]),
+            // Another experiment breaks the run, even for a later batch of experiment 1.
+            (2, vec!["f"]),
+            (1, vec!["g"]),
+            // The same trace twice in one batch is the batch's own business.
+            (1, vec!["h", "h"]),
+        ]);
+        assert_eq!(plan, vec![vec![0, 1], vec![2, 3], vec![4], vec![5, 6]]);
+        assert!(merge_plan(&[]).is_empty());
+    }
 }

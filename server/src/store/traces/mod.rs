@@ -28,7 +28,7 @@ use crate::domain::traces::{
 };
 use crate::error::{MlflowError, Result};
 
-pub use ingest::NewTrace;
+pub use ingest::{NewTrace, SpanBatch};
 pub use metrics::CorrelationCounts;
 pub use search::{TraceOrder, TraceSearch};
 pub use write::TraceSelection;
