@@ -482,34 +482,38 @@ fn validate_tags(tags: Vec<KeyValue>) -> Result<Vec<KeyValue>> {
 /// Keeps at most `max` metrics per run (sorted by run then step), always keeping the first and
 /// last step, evenly spaced in between.
 fn sample_per_run(metrics: Vec<Metric>, max: usize) -> Vec<Metric> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < metrics.len() {
-        let run = metrics[start].run_id.clone();
-        let end = metrics[start..]
-            .iter()
-            .position(|m| m.run_id != run)
-            .map_or(metrics.len(), |p| start + p);
-        let group = &metrics[start..end];
-        if group.len() <= max {
-            out.extend_from_slice(group);
-        } else {
-            let mut last = None;
-            for i in 0..max {
-                let idx = if max == 1 {
-                    0
-                } else {
-                    i * (group.len() - 1) / (max - 1)
-                };
-                if last != Some(idx) {
-                    out.push(group[idx].clone());
-                    last = Some(idx);
-                }
+    // Runs are contiguous: the points move into the answer run by run, uncopied.
+    let mut out = Vec::with_capacity(metrics.len());
+    let mut group: Vec<Metric> = Vec::new();
+    for metric in metrics {
+        if group.last().is_some_and(|m| m.run_id != metric.run_id) {
+            keep_spread(&mut out, std::mem::take(&mut group), max);
+        }
+        group.push(metric);
+    }
+    keep_spread(&mut out, group, max);
+    out
+}
+
+/// Appends up to `max` points of one run's history, evenly spread and keeping both ends.
+fn keep_spread(out: &mut Vec<Metric>, group: Vec<Metric>, max: usize) {
+    let n = group.len();
+    if n <= max {
+        out.extend(group);
+        return;
+    }
+    // Nondecreasing indices; equal ones are one point.
+    let mut picks = (0..max)
+        .map(|i| if max == 1 { 0 } else { i * (n - 1) / (max - 1) })
+        .peekable();
+    for (idx, metric) in group.into_iter().enumerate() {
+        if picks.peek() == Some(&idx) {
+            out.push(metric);
+            while picks.peek() == Some(&idx) {
+                picks.next();
             }
         }
-        start = end;
     }
-    out
 }
 
 #[cfg(test)]
@@ -526,6 +530,36 @@ mod tests {
             dataset_digest: None,
             model_id: None,
             run_id: Some(run.into()),
+        }
+    }
+
+    /// Every history length against every sample size: the steps kept are the evenly
+    /// spread indices `i * (n - 1) / (max - 1)`, each once, run by run.
+    #[test]
+    fn sampling_picks_the_spread_indices() {
+        for n in 1..40usize {
+            for max in 1..12usize {
+                let all: Vec<Metric> = (0..n as i64)
+                    .map(|s| metric("a", s))
+                    .chain((0..n as i64).map(|s| metric("b", s)))
+                    .collect();
+                let mut want: Vec<i64> = if n <= max {
+                    (0..n as i64).collect()
+                } else {
+                    (0..max)
+                        .map(|i| {
+                            if max == 1 {
+                                0
+                            } else {
+                                (i * (n - 1) / (max - 1)) as i64
+                            }
+                        })
+                        .collect()
+                };
+                want.dedup();
+                let steps: Vec<i64> = sample_per_run(all, max).iter().map(|m| m.step).collect();
+                assert_eq!(steps, [want.clone(), want].concat(), "n={n} max={max}");
+            }
         }
     }
 

@@ -128,18 +128,59 @@ async fn execute(
 
 /// MLflow's answer: `{"data": ..., "errors": null | [messages]}`.
 fn answer(data: GqlValue, errors: Vec<String>) -> String {
-    #[derive(serde::Serialize)]
-    struct Answer {
-        data: GqlValue,
-        errors: Option<Vec<String>>,
-    }
     let data = match data {
         GqlValue::Object(ref m) if m.is_empty() => GqlValue::Null,
         other => other,
     };
-    let errors = (!errors.is_empty()).then_some(errors);
-    // Serializing values async-graphql built (finite numbers, string keys) cannot fail.
-    serde_json::to_string(&Answer { data, errors }).unwrap_or_default()
+    let mut out = Vec::new();
+    out.extend_from_slice(b"{\"data\":");
+    write_value(&mut out, &data);
+    out.extend_from_slice(b",\"errors\":");
+    if errors.is_empty() {
+        out.extend_from_slice(b"null");
+    } else {
+        write_json(&mut out, &errors);
+    }
+    out.push(b'}');
+    // Every piece is JSON text from serde_json or points.rs, so UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes a value async-graphql built as JSON; a binary value is JSON text already
+/// (the pre-serialized metric points of `points.rs`) and goes in unchanged.
+fn write_value(out: &mut Vec<u8>, value: &GqlValue) {
+    match value {
+        GqlValue::Binary(json) => out.extend_from_slice(json),
+        GqlValue::List(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        GqlValue::Object(fields) => {
+            out.push(b'{');
+            for (i, (name, item)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(out, name.as_str());
+                out.push(b':');
+                write_value(out, item);
+            }
+            out.push(b'}');
+        }
+        other => write_json(out, other),
+    }
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Values async-graphql built (finite numbers, string keys) serialize into a Vec
+    // without error.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// The UI tags its operations `@component(name: ...)` (MLflow declares that directive for

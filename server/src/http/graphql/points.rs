@@ -8,14 +8,14 @@
 
 use std::borrow::Cow;
 
-use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
 use async_graphql::{
-    ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerError, ServerResult, Value,
+    ContextSelectionSet, Name, OutputType, Positioned, ServerError, ServerResult, Value,
 };
 
 use super::types::MetricWithRunId;
+use super::write_json;
 
 /// The `metrics` list of a bulk-interval answer.
 #[derive(Debug, Clone, Default)]
@@ -76,27 +76,66 @@ fn plan(
     Ok(())
 }
 
-fn text(s: &Option<String>) -> Value {
-    s.as_ref().map_or(Value::Null, |s| Value::String(s.clone()))
+/// The points as a JSON array, written straight from the metrics: 30,000 objects built as
+/// async-graphql values and then serialized cost a quarter of the request (perf). The
+/// answer carries the text as [`Value::Binary`], which [`super::answer`] writes unchanged
+/// (nothing else in this schema makes binary values).
+fn points_json(points: &[MetricWithRunId], plan: &[(Name, Column)]) -> Vec<u8> {
+    let keys: Vec<Vec<u8>> = plan
+        .iter()
+        .map(|(key, _)| {
+            let mut quoted = Vec::new();
+            write_json(&mut quoted, key.as_str());
+            quoted.push(b':');
+            quoted
+        })
+        .collect();
+    let mut out = Vec::with_capacity(points.len() * (32 + 24 * plan.len()));
+    out.push(b'[');
+    for (i, p) in points.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        for (j, ((_, column), key)) in plan.iter().zip(&keys).enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(key);
+            write_column(&mut out, p, *column);
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+    out
 }
 
-fn point(p: &MetricWithRunId, plan: &[(Name, Column)]) -> Value {
-    let mut object = IndexMap::with_capacity(plan.len());
-    for (key, column) in plan {
-        let value = match column {
-            Column::Key => text(&p.key),
-            Column::RunId => text(&p.run_id),
-            Column::Value => p
-                .value
-                .and_then(async_graphql::Number::from_f64)
-                .map_or(Value::Null, Value::Number),
-            Column::Timestamp => p.timestamp.map_or(Value::Null, |t| t.to_value()),
-            Column::Step => p.step.map_or(Value::Null, |s| s.to_value()),
-            Column::Typename => Value::String("MlflowMetricWithRunId".into()),
-        };
-        object.insert(key.clone(), value);
+/// One field of a point, as the derived type would answer it: text, a JSON number (null
+/// for NaN and the infinities), 64-bit integers as strings (`LongString`).
+fn write_column(out: &mut Vec<u8>, p: &MetricWithRunId, column: Column) {
+    let text = |out: &mut Vec<u8>, s: &Option<String>| match s {
+        Some(s) => write_json(out, s),
+        None => out.extend_from_slice(b"null"),
+    };
+    let long = |out: &mut Vec<u8>, n: Option<i64>| match n {
+        Some(n) => {
+            out.push(b'"');
+            out.extend_from_slice(n.to_string().as_bytes());
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    };
+    match column {
+        Column::Key => text(out, &p.key),
+        Column::RunId => text(out, &p.run_id),
+        Column::Value => match p.value.and_then(async_graphql::Number::from_f64) {
+            Some(n) => write_json(out, &n),
+            None => out.extend_from_slice(b"null"),
+        },
+        Column::Timestamp => long(out, p.timestamp.as_ref().map(|t| t.0)),
+        Column::Step => long(out, p.step.as_ref().map(|s| s.0)),
+        Column::Typename => out.extend_from_slice(br#""MlflowMetricWithRunId""#),
     }
-    Value::Object(object)
 }
 
 impl OutputType for MetricPoints {
@@ -119,8 +158,6 @@ impl OutputType for MetricPoints {
     ) -> ServerResult<Value> {
         let mut columns = Vec::new();
         plan(ctx, &ctx.item.node, &mut columns)?;
-        Ok(Value::List(
-            self.0.iter().map(|p| point(p, &columns)).collect(),
-        ))
+        Ok(Value::Binary(points_json(&self.0, &columns).into()))
     }
 }

@@ -7,6 +7,9 @@ use crate::wire::Metric;
 
 use super::metric_by_name;
 
+/// MLflow's index of metrics by run, key and step.
+const RUN_KEY_STEP_INDEX: &str = "index_metrics_run_uuid_key_step";
+
 impl Store {
     /// A metric's full history, one page from `offset` (`limit` None = all).
     pub async fn metric_history(
@@ -84,8 +87,18 @@ impl Store {
         key: &str,
         steps: Option<(i64, i64)>,
     ) -> Result<Vec<Metric>> {
+        // SQLite's planner prefers the primary key's (key, ...) index, which reads the key's
+        // points of every run in the store and sorts them; MLflow's (run_uuid, key, step)
+        // index seeks each run's points in step order (a third less time at 10,000 runs).
+        let hint = if self.has_index(RUN_KEY_STEP_INDEX).await? {
+            format!(" INDEXED BY {RUN_KEY_STEP_INDEX}")
+        } else {
+            String::new()
+        };
         let mut sql = self.sql();
-        sql.push(&format!("SELECT run_uuid, {points} AS points FROM metrics"));
+        sql.push(&format!(
+            "SELECT run_uuid, {points} AS points FROM metrics{hint}"
+        ));
         self.push_history_filter(&mut sql, run_ids, key, steps);
         sql.push(" GROUP BY run_uuid ORDER BY run_uuid");
         let mut out = Vec::new();
@@ -102,6 +115,15 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Whether the SQLite database has the index `name` (a database made by an older MLflow
+    /// may lack one of today's).
+    async fn has_index(&self, name: &str) -> Result<bool> {
+        let mut sql = self.sql();
+        sql.push("SELECT name FROM sqlite_master WHERE type = 'index' AND name = ")
+            .bind(name);
+        Ok(!self.fetch_all(&sql).await?.is_empty())
     }
 
     fn push_history_filter(
