@@ -161,29 +161,40 @@ impl PyValue {
 /// A string in Python's JSON escaping; with `ascii`, everything outside printable ASCII is
 /// escaped as `\uXXXX` (surrogate pairs above the BMP), as `ensure_ascii=True` does.
 fn write_str(out: &mut String, s: &str, ascii: bool) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+    // Runs of characters that need no escape are copied whole (span payloads are mostly
+    // such runs); a character that does is escaped on its own.
+    let plain = |c: char| c >= ' ' && c != '"' && c != '\\' && (!ascii || c <= '~');
+    let mut rest = s;
+    while let Some(at) = rest.find(|c: char| !plain(c)) {
+        out.push_str(&rest[..at]);
+        let mut chars = rest[at..].chars();
+        if let Some(c) = chars.next() {
+            push_escaped(out, c);
+        }
+        rest = chars.as_str();
+    }
+    out.push_str(rest);
+    out.push('"');
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{08}' => out.push_str("\\b"),
+        '\u{0c}' => out.push_str("\\f"),
+        c => {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{unit:04x}");
             }
-            c if ascii && !(' '..='~').contains(&c) => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-            c => out.push(c),
         }
     }
-    out.push('"');
 }
 
 /// `repr(float)`: the shortest digits that round-trip, positional between 1e-4 and 1e16,
@@ -355,6 +366,11 @@ mod tests {
         let s = PyValue::Str("é\u{1F600}\n\"\u{7f}".into());
         assert_eq!(s.dumps(true), r#""\u00e9\ud83d\ude00\n\"\u007f""#);
         assert_eq!(s.dumps(false), "\"é\u{1F600}\\n\\\"\u{7f}\"");
+        // Escapes between and after runs of plain text, as `json.dumps` writes them.
+        let s = PyValue::Str("plain a\\b\tc\u{1}d\u{8}\u{c}é end".into());
+        assert_eq!(s.dumps(true), r#""plain a\\b\tc\u0001d\b\f\u00e9 end""#);
+        assert_eq!(s.dumps(false), "\"plain a\\\\b\\tc\\u0001d\\b\\fé end\"");
+        assert_eq!(PyValue::Str(String::new()).dumps(true), r#""""#);
         assert_eq!(PyValue::Float(f64::NAN).dumps(true), "NaN");
         assert_eq!(
             PyValue::loads("Infinity"),
