@@ -154,6 +154,15 @@ async fn invocations(
                 Payload::Csv {
                     body: text.to_string(),
                 }
+            } else if let Some(frame) = app.scorer.numeric_frame(text) {
+                // Numbers convert to every column type: the signature check left is the
+                // required columns'.
+                if let Some(schema) = app.scorer.input_schema() {
+                    if let Err(e) = schema.check_columns(&frame.columns) {
+                        return respond(e.into());
+                    }
+                }
+                return within(app.timeout, app.scorer.score_numeric(frame)).await;
             } else {
                 match decode_json(text, app.scorer.input_schema()) {
                     Ok(p) => p,
@@ -176,7 +185,11 @@ async fn invocations(
             return respond(e.into());
         }
     }
-    match tokio::time::timeout(app.timeout, app.scorer.score(payload)).await {
+    within(app.timeout, app.scorer.score(payload)).await
+}
+
+async fn within(timeout: Duration, scoring: impl std::future::Future<Output = Answer>) -> Response {
+    match tokio::time::timeout(timeout, scoring).await {
         Ok(answer) => respond(answer),
         Err(_) => json_response(504, "Request processing time exceeded limit".into()),
     }

@@ -7,22 +7,25 @@
 
 use std::path::Path;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tract_onnx::prelude::*;
 
 use super::input::{Frame, Payload};
 use super::mlmodel::MlModel;
+use super::numeric::NumericFrame;
+use super::plans::Plans;
 use super::pool::Answer;
+use super::predictions::Records;
 use super::schema::Schema;
 use super::{ScoringError, ServingError};
 
-type Plan = TypedSimplePlan<TypedModel>;
-
 /// A loaded, optimized ONNX graph.
 pub struct OnnxModel {
-    plan: Plan,
+    plans: Plans,
     inputs: Vec<(String, DatumType)>,
     outputs: Vec<String>,
+    /// How a frame's predictions are written: one key per output name.
+    records: Records,
     /// Column order for frames: the signature's, else the request's.
     columns: Option<Vec<String>>,
 }
@@ -45,7 +48,10 @@ impl OnnxModel {
     }
 
     fn from_path(path: &Path, schema: Option<&Schema>) -> TractResult<Self> {
-        let typed = tract_onnx::onnx().model_for_path(path)?.into_optimized()?;
+        let typed = tract_onnx::onnx()
+            .model_for_path(path)?
+            .into_typed()?
+            .into_decluttered()?;
         let inputs = typed
             .input_outlets()?
             .iter()
@@ -56,7 +62,7 @@ impl OnnxModel {
                 ))
             })
             .collect::<TractResult<Vec<_>>>()?;
-        let outputs = typed
+        let outputs: Vec<String> = typed
             .output_outlets()?
             .iter()
             .map(|o| {
@@ -70,8 +76,9 @@ impl OnnxModel {
             .and_then(Schema::named_columns)
             .map(|cols| cols.iter().filter_map(|c| c.name.clone()).collect());
         Ok(OnnxModel {
-            plan: typed.into_runnable()?,
+            plans: Plans::new(typed)?,
             inputs,
+            records: Records::new(&outputs),
             outputs,
             columns,
         })
@@ -79,34 +86,28 @@ impl OnnxModel {
 
     /// Scores one request (CPU-bound: call it off the async runtime).
     pub fn score(&self, payload: &Payload) -> Answer {
-        let result = match payload {
+        let body = match payload {
             Payload::Frame { frame, .. } => self.score_frame(frame),
             Payload::Csv { body } => parse_csv(body).and_then(|f| self.score_frame(&f)),
-            Payload::Json { parsed, .. } => self.score_tensors(parsed),
+            Payload::Json { parsed, .. } => self
+                .score_tensors(parsed)
+                .map(|p| serde_json::json!({ "predictions": p }).to_string()),
         };
-        match result {
-            Ok(predictions) => Answer {
-                status: 200,
-                content_type: "application/json".into(),
-                body: serde_json::json!({ "predictions": predictions }).to_string(),
-            },
-            Err(e) => e.into(),
-        }
+        answer(body)
     }
 
-    fn score_frame(&self, frame: &Frame) -> Result<Value, ScoringError> {
+    /// Scores a frame of numbers (the fast path): the same feeds and answer as
+    /// [`OnnxModel::score`] gives the frame's generic form.
+    pub fn score_numeric(&self, frame: &NumericFrame) -> Answer {
+        answer(
+            self.numeric_feeds(frame)
+                .and_then(|f| self.predict_records(f)),
+        )
+    }
+
+    fn score_frame(&self, frame: &Frame) -> Result<String, ScoringError> {
         let n = frame.rows.len();
-        let order: Vec<usize> = match &self.columns {
-            Some(cols) => cols
-                .iter()
-                .map(|c| {
-                    frame.columns.iter().position(|f| f == c).ok_or_else(|| {
-                        ScoringError::schema(format!("Model is missing inputs ['{c}']."))
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-            None => (0..frame.columns.len()).collect(),
-        };
+        let order = self.order(&frame.columns)?;
         let column = |j: usize| -> Result<Vec<f64>, ScoringError> {
             frame
                 .rows
@@ -120,41 +121,53 @@ impl OnnxModel {
             for i in 0..n {
                 values.extend(cols.iter().map(|c| c[i]));
             }
-            vec![self.tensor(0, &[n, order.len()], values)?]
+            vec![self.tensor(0, &[n, order.len()], &values)?]
         } else {
             let mut feeds = Vec::new();
             for (k, (name, _)) in self.inputs.iter().enumerate() {
-                let j = frame
-                    .columns
-                    .iter()
-                    .position(|c| c == name)
-                    .ok_or_else(|| {
-                        ScoringError::schema(format!("Model is missing inputs ['{name}']."))
-                    })?;
-                feeds.push(self.tensor(k, &[n], column(j)?)?);
+                let j = position(&frame.columns, name)?;
+                feeds.push(self.tensor(k, &[n], &column(j)?)?);
             }
             feeds
         };
-        let outputs = self.run(feeds)?;
-        // One column per output, flattened; one record per row.
-        let flat: Vec<Vec<Value>> = outputs.iter().map(|(_, v)| flatten(v)).collect();
-        let rows = flat.first().map_or(0, Vec::len);
-        if flat.iter().any(|c| c.len() != rows) {
-            return Err(ScoringError::internal(
-                "the model's outputs have different lengths and do not form a table",
-            ));
+        self.predict_records(feeds)
+    }
+
+    fn numeric_feeds(&self, frame: &NumericFrame) -> Result<Vec<TValue>, ScoringError> {
+        let (n, width) = (frame.rows, frame.columns.len());
+        let order = self.order(&frame.columns)?;
+        let column =
+            |j: usize| -> Vec<f64> { (0..n).map(|i| frame.values[i * width + j]).collect() };
+        if self.inputs.len() == 1 {
+            let shape = [n, order.len()];
+            // The request's own order is the model's: its matrix goes in as it is.
+            if order.iter().copied().eq(0..width) {
+                return Ok(vec![self.tensor(0, &shape, &frame.values)?]);
+            }
+            let values: Vec<f64> = (0..n)
+                .flat_map(|i| order.iter().map(move |&j| frame.values[i * width + j]))
+                .collect();
+            return Ok(vec![self.tensor(0, &shape, &values)?]);
         }
-        Ok(Value::Array(
-            (0..rows)
-                .map(|i| {
-                    let mut rec = Map::new();
-                    for ((name, _), col) in outputs.iter().zip(&flat) {
-                        rec.insert(name.clone(), col[i].clone());
-                    }
-                    Value::Object(rec)
-                })
-                .collect(),
-        ))
+        self.inputs
+            .iter()
+            .enumerate()
+            .map(|(k, (name, _))| self.tensor(k, &[n], &column(position(&frame.columns, name)?)))
+            .collect()
+    }
+
+    /// Where each model column is in the request's columns.
+    fn order(&self, columns: &[String]) -> Result<Vec<usize>, ScoringError> {
+        match &self.columns {
+            Some(cols) => cols.iter().map(|c| position(columns, c)).collect(),
+            None => Ok((0..columns.len()).collect()),
+        }
+    }
+
+    /// Runs the model and writes one record per row, one key per output (flattened).
+    fn predict_records(&self, feeds: Vec<TValue>) -> Result<String, ScoringError> {
+        let results = self.run(feeds)?;
+        self.records.write(&results)
     }
 
     fn score_tensors(&self, parsed: &Value) -> Result<Value, ScoringError> {
@@ -187,7 +200,7 @@ impl OnnxModel {
                 )))
             }
         };
-        let outputs = self.run(feeds)?;
+        let outputs = self.run_named(feeds)?;
         Ok(Value::Object(outputs.into_iter().collect()))
     }
 
@@ -209,13 +222,22 @@ impl OnnxModel {
                 "the tensor's nested lists are ragged (rows of different lengths)",
             ));
         }
-        self.tensor(k, &shape, values)
+        self.tensor(k, &shape, &values)
     }
 
     /// Values as input `k`'s element type.
-    fn tensor(&self, k: usize, shape: &[usize], values: Vec<f64>) -> Result<TValue, ScoringError> {
-        let wide = Tensor::from_shape(shape, &values).map_err(internal)?;
+    fn tensor(&self, k: usize, shape: &[usize], values: &[f64]) -> Result<TValue, ScoringError> {
         let dt = self.inputs[k].1;
+        if dt == f32::datum_type() && values.len() == shape.iter().product::<usize>() {
+            // Narrowed in one pass, as tract's cast narrows (`as f32`).
+            let mut t = Tensor::zero::<f32>(shape).map_err(internal)?;
+            let narrow = t.as_slice_mut::<f32>().map_err(internal)?;
+            for (d, &s) in narrow.iter_mut().zip(values) {
+                *d = s as f32;
+            }
+            return Ok(t.into_tvalue());
+        }
+        let wide = Tensor::from_shape(shape, values).map_err(internal)?;
         let t = if dt == f64::datum_type() {
             wide
         } else {
@@ -224,17 +246,38 @@ impl OnnxModel {
         Ok(t.into_tvalue())
     }
 
-    fn run(&self, feeds: Vec<TValue>) -> Result<Vec<(String, Value)>, ScoringError> {
-        let results = self
-            .plan
+    fn run(&self, feeds: Vec<TValue>) -> Result<TVec<TValue>, ScoringError> {
+        self.plans
             .run(feeds.into_iter().collect())
-            .map_err(|e| ScoringError::internal(format!("the ONNX model failed: {e}")))?;
+            .map_err(internal)
+    }
+
+    fn run_named(&self, feeds: Vec<TValue>) -> Result<Vec<(String, Value)>, ScoringError> {
+        let results = self.run(feeds)?;
         self.outputs
             .iter()
             .zip(results.iter())
             .map(|(name, t)| Ok((name.clone(), to_json(t)?)))
             .collect()
     }
+}
+
+fn answer(body: Result<String, ScoringError>) -> Answer {
+    match body {
+        Ok(body) => Answer {
+            status: 200,
+            content_type: "application/json".into(),
+            body,
+        },
+        Err(e) => e.into(),
+    }
+}
+
+fn position(columns: &[String], name: &str) -> Result<usize, ScoringError> {
+    columns
+        .iter()
+        .position(|c| c == name)
+        .ok_or_else(|| ScoringError::schema(format!("Model is missing inputs ['{name}'].")))
 }
 
 fn internal(e: impl std::fmt::Display) -> ScoringError {
@@ -267,7 +310,7 @@ fn collect_numbers(v: &Value, out: &mut Vec<f64>) -> Result<(), ScoringError> {
 
 /// A tensor as nested JSON arrays: integers as integers, floats widened to f64 (as numpy's
 /// float32 becomes a Python float), strings as strings.
-fn to_json(t: &Tensor) -> Result<Value, ScoringError> {
+pub(super) fn to_json(t: &Tensor) -> Result<Value, ScoringError> {
     let flat: Vec<Value> = if t.datum_type().is_float() {
         let t = t.cast_to::<f64>().map_err(internal)?;
         let s = t.as_slice::<f64>().map_err(internal)?;
@@ -298,14 +341,6 @@ fn nest(flat: &[Value], shape: &[usize]) -> Value {
             let stride: usize = rest.iter().product::<usize>().max(1);
             Value::Array(flat.chunks(stride).map(|c| nest(c, rest)).collect())
         }
-    }
-}
-
-/// Flattens an output as MLflow's `np.asarray(p).reshape(-1)`.
-fn flatten(v: &Value) -> Vec<Value> {
-    match v {
-        Value::Array(items) => items.iter().flat_map(flatten).collect(),
-        other => vec![other.clone()],
     }
 }
 
@@ -369,10 +404,6 @@ mod tests {
         assert_eq!(
             nest(&flat, &[2, 3]),
             serde_json::json!([[0, 1, 2], [3, 4, 5]])
-        );
-        assert_eq!(
-            flatten(&serde_json::json!([[1], [2]])),
-            vec![Value::from(1), Value::from(2)]
         );
     }
 }

@@ -132,31 +132,10 @@ impl Schema {
     /// MLflow's checks of a data frame against a column schema: every required input
     /// present and each value convertible to its column's type.
     pub fn check_frame(&self, frame: &Frame) -> Result<(), ScoringError> {
+        self.check_columns(&frame.columns)?;
         let Some(cols) = self.named_columns() else {
             return Ok(());
         };
-        let missing: Vec<&str> = cols
-            .iter()
-            .filter(|c| c.required)
-            .filter_map(|c| c.name.as_deref())
-            .filter(|n| !frame.columns.iter().any(|f| f == n))
-            .collect();
-        if !missing.is_empty() {
-            let extra: Vec<&str> = frame
-                .columns
-                .iter()
-                .map(String::as_str)
-                .filter(|f| !cols.iter().any(|c| c.name.as_deref() == Some(*f)))
-                .collect();
-            let mut message = format!("Model is missing inputs {}.", py_list(&missing));
-            if !extra.is_empty() {
-                message += &format!(" Note that there were extra inputs: {}.", py_list(&extra));
-            }
-            return Err(ScoringError::schema(format!(
-                "Failed to predict data. \nError: Failed to enforce schema of data with schema \
-                 '{self}'. Error: {message}"
-            )));
-        }
         for col in cols {
             let (Some(name), Some(index)) = (
                 col.name.as_deref(),
@@ -171,6 +150,36 @@ impl Schema {
                     check_value(name, &col.ty, value)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The first of [`Schema::check_frame`]'s checks: every required input present. All a
+    /// frame of numbers needs, since a number converts to every column type.
+    pub fn check_columns(&self, columns: &[String]) -> Result<(), ScoringError> {
+        let Some(cols) = self.named_columns() else {
+            return Ok(());
+        };
+        let missing: Vec<&str> = cols
+            .iter()
+            .filter(|c| c.required)
+            .filter_map(|c| c.name.as_deref())
+            .filter(|n| !columns.iter().any(|f| f == n))
+            .collect();
+        if !missing.is_empty() {
+            let extra: Vec<&str> = columns
+                .iter()
+                .map(String::as_str)
+                .filter(|f| !cols.iter().any(|c| c.name.as_deref() == Some(*f)))
+                .collect();
+            let mut message = format!("Model is missing inputs {}.", py_list(&missing));
+            if !extra.is_empty() {
+                message += &format!(" Note that there were extra inputs: {}.", py_list(&extra));
+            }
+            return Err(ScoringError::schema(format!(
+                "Failed to predict data. \nError: Failed to enforce schema of data with schema \
+                 '{self}'. Error: {message}"
+            )));
         }
         Ok(())
     }
