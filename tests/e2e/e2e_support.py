@@ -4,6 +4,7 @@ a uniquely named module so it never collides with another suite's conftest)."""
 import os
 import signal
 import socket
+import threading
 import subprocess
 import time
 import uuid
@@ -117,10 +118,22 @@ def new_store(backend, tmp):
     return db.uri, db
 
 
+_HANDED_OUT = set()
+_PORTS_LOCK = threading.Lock()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, never the same one twice in this test process: the kernel
+    may hand a just-closed port to the next bind, and servers started in parallel threads
+    would then collide."""
+    with _PORTS_LOCK:
+        while True:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
 
 
 def server_command(binary, port, backend_uri, artifacts_dest, extra_args=()):
@@ -177,20 +190,30 @@ class ServerProcess:
             env.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "64")
             env.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "16")
         self.backend_uri = backend_uri or f"sqlite:///{self.db_path}"
-        cmd = server_command(binary, self.port, self.backend_uri, self.tmp / "mlartifacts", extra_args)
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=self.tmp,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        try:
-            self._wait_healthy(health_timeout)
-        except Exception:
-            self.stop()
-            raise
+        # Another process may take the chosen port between free_port() and the server's bind
+        # (an outgoing connection's ephemeral port): then the server starts again on another.
+        for attempt in range(3):
+            cmd = server_command(binary, self.port, self.backend_uri, self.tmp / "mlartifacts", extra_args)
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=self.tmp,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+            try:
+                self._wait_healthy(health_timeout)
+                return
+            except Exception:
+                port_taken = "Address already in use" in self.log_tail()
+                self.stop()
+                if attempt == 2 or not port_taken:
+                    raise
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.log_path = self.tmp / f"server-{self.port}.log"
+            self._log = open(self.log_path, "wb")
 
     def _wait_healthy(self, timeout):
         deadline = time.time() + timeout
