@@ -160,7 +160,7 @@ impl PyValue {
 
 /// A string in Python's JSON escaping; with `ascii`, everything outside printable ASCII is
 /// escaped as `\uXXXX` (surrogate pairs above the BMP), as `ensure_ascii=True` does.
-fn write_str(out: &mut String, s: &str, ascii: bool) {
+pub fn write_str(out: &mut String, s: &str, ascii: bool) {
     out.reserve(s.len() + 2);
     out.push('"');
     // Runs of characters that need no escape are copied whole (span payloads are mostly
